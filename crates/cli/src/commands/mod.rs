@@ -1,0 +1,3 @@
+pub mod cell;
+pub mod info;
+pub mod run;

@@ -1,0 +1,54 @@
+//! `rwkv-bench run`: measure a suite, write results.json and summary.md, print the
+//! summary.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use harness::measure::isolate::Launcher;
+use harness::runner::run_suite;
+use harness::suite::Suite;
+use report::{Exporter, Markdown};
+
+use crate::cli::RunArgs;
+use crate::progress::Bars;
+
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let mut suite = Suite::load(&args.suite)?;
+    if let Some(t) = args.threads {
+        suite.config.threads = t;
+    }
+    if let Some(d) = args.dtype {
+        suite.config.dtype = d.into();
+    }
+    let out = args
+        .out
+        .unwrap_or_else(|| PathBuf::from("reports").join(&suite.config.name));
+    let launcher = Launcher {
+        program: std::env::current_exe().context("locating the rwkv-bench binary")?,
+        args: vec!["cell".into()],
+        threads: suite.config.threads,
+    };
+    let mut bars = Bars::new();
+    let results = run_suite(&suite, &launcher, &mut bars)?;
+    bars.finish();
+
+    let results_path = out.join("results.json");
+    results.save(&results_path)?;
+    let summary = Markdown.serialize(&results);
+    let summary_path = out.join("summary.md");
+    harness::atomic::write(&summary_path, &summary)?;
+
+    println!("{}", String::from_utf8_lossy(&summary));
+    println!(
+        "wrote {} and {}",
+        results_path.display(),
+        summary_path.display()
+    );
+    if !results.failures.is_empty() {
+        println!(
+            "{} of the cells failed (see above); the others were recorded",
+            results.failures.len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! Measuring one (model, length) cell: the child side ([`cell`]), the parent side that
+//! runs it in an isolated process ([`isolate`]), and process memory readings ([`rss`]).
+
+pub mod cell;
+pub mod isolate;
+pub mod rss;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::ModelInfo;
+use crate::suite::{Dtype, Measure, Sampling};
+
+/// Everything a child process needs to measure one cell.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CellPlan {
+    pub model: String,
+    pub seq_len: usize,
+    pub dtype: Dtype,
+    pub seed: u64,
+    pub measure: Measure,
+    pub sampling: Sampling,
+}
+
+/// A phase of a cell, for progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Load,
+    Warmup,
+    Prefill,
+    Decode,
+}
+
+/// What one cell measured, as raw samples.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CellOutcome {
+    pub info: ModelInfo,
+    /// Compute threads the child actually ran with.
+    pub threads: usize,
+    pub load_ms: f64,
+    /// Wall time of each timed prompt run, ms.
+    pub prefill_ms: Vec<f64>,
+    /// Wall time of each timed decode step after the prompt, ms.
+    pub decode_ms: Vec<f64>,
+    /// `state_bytes()` right after the prompt.
+    pub state_bytes: u64,
+    /// Process RSS once the model is built, bytes.
+    pub rss_after_load: u64,
+    /// Peak process RSS over the whole cell, bytes.
+    pub peak_rss: u64,
+}
+
+/// One line of the child's output stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum CellEvent {
+    Progress {
+        phase: Phase,
+        done: usize,
+        total: usize,
+    },
+    Done {
+        outcome: Box<CellOutcome>,
+    },
+    Failed {
+        error: String,
+    },
+}

@@ -1,0 +1,100 @@
+//! The model contract: every implementation under test is a stateful causal LM.
+
+use candle_core::{DType, Tensor, D};
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+
+/// The architecture family, which decides how a model is paired in comparisons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// A recurrent model with constant-size state (RWKV).
+    Rwkv,
+    /// An attention model with a KV cache that grows with the context.
+    Transformer,
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Arch::Rwkv => "rwkv",
+            Arch::Transformer => "transformer",
+        })
+    }
+}
+
+/// What a model is, recorded in every results file so nobody mistakes a slow baseline
+/// for an architectural win.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// The spec string it was built from, e.g. `rwkv7-upstream:preset=0.1b`.
+    pub spec: String,
+    pub arch: Arch,
+    /// The registry name, e.g. `llama-upstream`.
+    pub implementation: String,
+    /// What the implementation does, in a sentence (prefill strategy, cache strategy).
+    pub description: String,
+    pub params: u64,
+    pub layers: usize,
+    pub width: usize,
+    pub vocab: usize,
+    pub dtype: String,
+    pub device: String,
+    /// Where the weights come from: `random (preset 0.1b, seed 0)` or a checkpoint path.
+    pub weights: String,
+    /// The longest context the implementation supports, where it has a limit.
+    pub max_seq_len: Option<usize>,
+}
+
+/// A stateful causal language model.
+///
+/// `prefill` and `step` return the logits of the last position as an f32 tensor of
+/// shape `(vocab,)`. State accumulates across calls until `reset`.
+pub trait CausalLm {
+    fn info(&self) -> &ModelInfo;
+
+    /// Drops all state (recurrent state or KV cache).
+    fn reset(&mut self) -> Result<()>;
+
+    /// Consumes a prompt and returns the logits after its last token.
+    fn prefill(&mut self, tokens: &[u32]) -> Result<Tensor>;
+
+    /// Consumes one token and returns the logits after it.
+    fn step(&mut self, token: u32) -> Result<Tensor>;
+
+    /// Bytes held now by the recurrent state or the KV cache.
+    fn state_bytes(&self) -> usize;
+
+    /// `log p(t_i | t_<i)` for `i = 1..T` (length `T - 1`), from a fresh state.
+    ///
+    /// The default walks the sequence one token at a time, so no `T x vocab` logits
+    /// tensor ever exists; implementations with a batched forward override it with a
+    /// chunked one.
+    fn log_probs(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        self.reset()?;
+        let mut out = Vec::with_capacity(tokens.len().saturating_sub(1));
+        let Some((&first, rest)) = tokens.split_first() else {
+            return Ok(out);
+        };
+        let mut logits = self.prefill(&[first])?;
+        for &next in rest {
+            out.push(token_log_prob(&logits, next)?);
+            logits = self.step(next)?;
+        }
+        Ok(out)
+    }
+}
+
+/// `log_softmax(logits)[token]` for a `(vocab,)` logits tensor.
+pub fn token_log_prob(logits: &Tensor, token: u32) -> Result<f32> {
+    let logits = logits.to_dtype(DType::F32)?;
+    let lse = logits
+        .broadcast_sub(&logits.max_keepdim(D::Minus1)?)?
+        .exp()?
+        .sum_keepdim(D::Minus1)?
+        .log()?
+        .broadcast_add(&logits.max_keepdim(D::Minus1)?)?;
+    let picked = logits.narrow(D::Minus1, token as usize, 1)?;
+    Ok((picked - lse)?.flatten_all()?.to_vec1::<f32>()?[0])
+}

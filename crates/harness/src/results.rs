@@ -1,0 +1,209 @@
+//! The results document: one versioned JSON file per run. Reports and comparisons read
+//! only this, so a run made on one machine can be reported or compared on another.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::Analysis;
+use crate::machine::Machine;
+use crate::model::{Arch, ModelInfo};
+use crate::stats::Summary;
+use crate::suite::SuiteConfig;
+use crate::{Error, Result};
+
+/// Bumped on every incompatible change of this document.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What a record measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Wall time to process the prompt (time to first token).
+    PrefillTime,
+    /// Prompt tokens per second.
+    PrefillThroughput,
+    /// Wall time of one decode step at context depth `seq_len`.
+    DecodeLatency,
+    /// Peak RSS of the isolated cell process.
+    PeakRss,
+    /// RSS once the model is built (weights plus runtime).
+    RssAfterLoad,
+    /// Recurrent state or KV cache held after the prompt.
+    StateBytes,
+}
+
+impl Metric {
+    pub fn unit(self) -> Unit {
+        match self {
+            Metric::PrefillTime => Unit::Ms,
+            Metric::PrefillThroughput => Unit::TokensPerS,
+            Metric::DecodeLatency => Unit::MsPerToken,
+            Metric::PeakRss | Metric::RssAfterLoad | Metric::StateBytes => Unit::Bytes,
+        }
+    }
+
+    /// Whether a smaller value is better.
+    pub fn lower_is_better(self) -> bool {
+        !matches!(self, Metric::PrefillThroughput)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::PrefillTime => "prefill time",
+            Metric::PrefillThroughput => "prefill throughput",
+            Metric::DecodeLatency => "decode latency",
+            Metric::PeakRss => "peak RSS",
+            Metric::RssAfterLoad => "RSS after load",
+            Metric::StateBytes => "state / KV bytes",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Unit {
+    #[serde(rename = "ms")]
+    Ms,
+    #[serde(rename = "tokens/s")]
+    TokensPerS,
+    #[serde(rename = "ms/token")]
+    MsPerToken,
+    #[serde(rename = "bytes")]
+    Bytes,
+}
+
+impl std::fmt::Display for Unit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unit::Ms => "ms",
+            Unit::TokensPerS => "tokens/s",
+            Unit::MsPerToken => "ms/token",
+            Unit::Bytes => "bytes",
+        })
+    }
+}
+
+/// One measured cell of one metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub suite: String,
+    /// The model spec.
+    pub model: String,
+    #[serde(rename = "impl")]
+    pub implementation: String,
+    pub arch: Arch,
+    pub metric: Metric,
+    pub seq_len: usize,
+    pub unit: Unit,
+    pub samples: Vec<f64>,
+    #[serde(flatten)]
+    pub summary: Summary,
+}
+
+/// A cell that produced no measurement, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub model: String,
+    pub seq_len: usize,
+    pub error: String,
+}
+
+/// The tool that made the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+    pub git_commit: String,
+    pub crate_versions: BTreeMap<String, String>,
+}
+
+/// Settings the run was made with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// Threads asked for (0 = every core).
+    pub threads_requested: usize,
+    /// Threads the cells actually ran with.
+    pub threads_used: Option<usize>,
+    pub dtype: String,
+    pub device: String,
+}
+
+/// The suite as run: its path, verbatim text and parsed settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuiteRecord {
+    pub path: String,
+    pub source: String,
+    pub config: SuiteConfig,
+}
+
+/// The whole results document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    pub schema_version: u32,
+    pub tool: Tool,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_s: f64,
+    pub machine: Machine,
+    pub settings: RunSettings,
+    pub suite: SuiteRecord,
+    pub models: Vec<ModelInfo>,
+    pub records: Vec<Record>,
+    pub failures: Vec<Failure>,
+    pub analysis: Analysis,
+}
+
+impl Results {
+    /// Records of one metric, for one model spec, ordered by length.
+    pub fn series(&self, model: &str, metric: Metric) -> Vec<&Record> {
+        let mut v: Vec<&Record> = self
+            .records
+            .iter()
+            .filter(|r| r.model == model && r.metric == metric)
+            .collect();
+        v.sort_by_key(|r| r.seq_len);
+        v
+    }
+
+    /// Reads and checks a results file: a truncated file, another schema version or a
+    /// document that is not a results file each get a message naming the file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let fail = |message: String| Error::Results {
+            path: path.to_path_buf(),
+            message,
+        };
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            if e.is_eof() {
+                fail(format!("truncated JSON ({e})"))
+            } else {
+                fail(format!("not valid JSON ({e})"))
+            }
+        })?;
+        match value.get("schema_version").and_then(|v| v.as_u64()) {
+            Some(v) if v == SCHEMA_VERSION as u64 => {}
+            Some(v) => {
+                return Err(fail(format!(
+                    "schema_version {v}, but this build reads schema_version {SCHEMA_VERSION}"
+                )))
+            }
+            None => {
+                return Err(fail(
+                    "no `schema_version`: not an rwkv-bench results file".into(),
+                ))
+            }
+        }
+        serde_json::from_value(value)
+            .map_err(|e| fail(format!("does not match the results schema: {e}")))
+    }
+
+    /// Writes the document atomically (temp file in the same directory, then rename).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Results {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        crate::atomic::write(path, &bytes)
+    }
+}

@@ -1,0 +1,210 @@
+//! Summary statistics of repeated samples: percentiles, a bootstrap confidence
+//! interval of the median, and Tukey's outlier classification (reported, never dropped).
+
+use rand::{rngs::SmallRng, Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+/// Confidence level of every interval the harness reports.
+pub const CONFIDENCE: f64 = 0.95;
+const BOOTSTRAP_RESAMPLES: usize = 2000;
+
+/// A confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub lo: f64,
+    pub hi: f64,
+    pub level: f64,
+}
+
+/// Counts of samples beyond Tukey's fences (1.5 and 3 IQR from the quartiles).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outliers {
+    pub low_severe: usize,
+    pub low_mild: usize,
+    pub high_mild: usize,
+    pub high_severe: usize,
+}
+
+/// What the harness reports for one cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub median: f64,
+    pub mean: f64,
+    pub p10: f64,
+    pub p90: f64,
+    pub min: f64,
+    pub max: f64,
+    /// Bootstrap interval of the median; degenerate (`lo == hi`) for one sample.
+    pub ci: Interval,
+    pub outliers: Outliers,
+}
+
+/// Percentile `q` in `[0, 1]` of sorted data, by linear interpolation between ranks.
+pub fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
+    debug_assert!(!sorted.is_empty());
+    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+fn sorted(samples: &[f64]) -> Vec<f64> {
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    s
+}
+
+/// Percentile bootstrap interval of the median, seeded so that a results file can be
+/// recomputed exactly.
+pub fn bootstrap_median_ci(samples: &[f64], level: f64, seed: u64) -> Interval {
+    let n = samples.len();
+    if n < 2 {
+        let x = samples.first().copied().unwrap_or(f64::NAN);
+        return Interval {
+            lo: x,
+            hi: x,
+            level,
+        };
+    }
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut medians = Vec::with_capacity(BOOTSTRAP_RESAMPLES);
+    let mut resample = vec![0.0; n];
+    for _ in 0..BOOTSTRAP_RESAMPLES {
+        for slot in resample.iter_mut() {
+            *slot = samples[rng.random_range(0..n)];
+        }
+        resample.sort_by(f64::total_cmp);
+        medians.push(percentile_sorted(&resample, 0.5));
+    }
+    medians.sort_by(f64::total_cmp);
+    let tail = (1.0 - level) / 2.0;
+    Interval {
+        lo: percentile_sorted(&medians, tail),
+        hi: percentile_sorted(&medians, 1.0 - tail),
+        level,
+    }
+}
+
+/// Classifies samples against Tukey's fences.
+pub fn tukey_outliers(samples: &[f64]) -> Outliers {
+    if samples.len() < 4 {
+        return Outliers::default();
+    }
+    let s = sorted(samples);
+    let (q1, q3) = (percentile_sorted(&s, 0.25), percentile_sorted(&s, 0.75));
+    let iqr = q3 - q1;
+    let mut o = Outliers::default();
+    for &x in &s {
+        if x < q1 - 3.0 * iqr {
+            o.low_severe += 1;
+        } else if x < q1 - 1.5 * iqr {
+            o.low_mild += 1;
+        } else if x > q3 + 3.0 * iqr {
+            o.high_severe += 1;
+        } else if x > q3 + 1.5 * iqr {
+            o.high_mild += 1;
+        }
+    }
+    o
+}
+
+/// Summarises samples; `None` for an empty slice.
+pub fn summarize(samples: &[f64]) -> Option<Summary> {
+    if samples.is_empty() {
+        return None;
+    }
+    let s = sorted(samples);
+    Some(Summary {
+        median: percentile_sorted(&s, 0.5),
+        mean: s.iter().sum::<f64>() / s.len() as f64,
+        p10: percentile_sorted(&s, 0.1),
+        p90: percentile_sorted(&s, 0.9),
+        min: s[0],
+        max: s[s.len() - 1],
+        ci: bootstrap_median_ci(samples, CONFIDENCE, 0x5eed),
+        outliers: tukey_outliers(samples),
+    })
+}
+
+/// Least-squares slope of `ln y` against `ln x`: the exponent `k` in `y ~ x^k`.
+/// `None` with fewer than two distinct positive points.
+pub fn log_log_slope(points: &[(f64, f64)]) -> Option<f64> {
+    let pts: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|(x, y)| *x > 0.0 && *y > 0.0)
+        .map(|(x, y)| (x.ln(), y.ln()))
+        .collect();
+    let n = pts.len() as f64;
+    if pts.len() < 2 {
+        return None;
+    }
+    let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    (sxx > 0.0).then(|| sxy / sxx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_interpolate_between_ranks() {
+        let s = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(percentile_sorted(&s, 0.5), 3.0);
+        assert_eq!(percentile_sorted(&s, 0.0), 1.0);
+        assert_eq!(percentile_sorted(&s, 1.0), 5.0);
+        assert!((percentile_sorted(&s, 0.1) - 1.4).abs() < 1e-12);
+        assert_eq!(percentile_sorted(&[1.0, 2.0], 0.5), 1.5);
+    }
+
+    #[test]
+    fn summary_of_unsorted_samples() {
+        let s = summarize(&[5.0, 1.0, 4.0, 2.0, 3.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max, s.mean), (3.0, 1.0, 5.0, 3.0));
+        assert!(s.ci.lo <= s.median && s.median <= s.ci.hi);
+        assert!(summarize(&[]).is_none());
+    }
+
+    #[test]
+    fn single_sample_has_degenerate_interval() {
+        let s = summarize(&[7.0]).unwrap();
+        assert_eq!((s.ci.lo, s.ci.hi, s.p10, s.p90), (7.0, 7.0, 7.0, 7.0));
+    }
+
+    #[test]
+    fn bootstrap_interval_narrows_with_more_samples_and_is_seeded() {
+        let noisy =
+            |n: usize| -> Vec<f64> { (0..n).map(|i| 100.0 + ((i * 37) % 11) as f64).collect() };
+        let small = bootstrap_median_ci(&noisy(8), 0.95, 1);
+        let large = bootstrap_median_ci(&noisy(400), 0.95, 1);
+        assert!(
+            large.hi - large.lo < small.hi - small.lo,
+            "{small:?} {large:?}"
+        );
+        assert_eq!(small, bootstrap_median_ci(&noisy(8), 0.95, 1));
+    }
+
+    #[test]
+    fn tukey_flags_far_points_and_keeps_them() {
+        let mut s: Vec<f64> = (0..20).map(|i| 10.0 + (i % 5) as f64 * 0.1).collect();
+        s.push(100.0);
+        s.push(10.9);
+        let o = tukey_outliers(&s);
+        assert_eq!(o.high_severe, 1);
+        assert_eq!(o.high_mild, 1);
+        assert_eq!(o.low_mild + o.low_severe, 0);
+    }
+
+    #[test]
+    fn log_log_slope_recovers_power_laws() {
+        let quad: Vec<(f64, f64)> = [128.0, 512.0, 2048.0]
+            .iter()
+            .map(|&x| (x, 3.0 * x * x))
+            .collect();
+        assert!((log_log_slope(&quad).unwrap() - 2.0).abs() < 1e-9);
+        let flat = [(128.0, 5.0), (4096.0, 5.0)];
+        assert!(log_log_slope(&flat).unwrap().abs() < 1e-12);
+        assert!(log_log_slope(&[(1.0, 1.0)]).is_none());
+    }
+}

@@ -1,0 +1,223 @@
+//! End-to-end tests of the `rwkv-bench` binary: a real suite through real child
+//! processes on tiny presets, and the errors a user gets for bad input.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn bench() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rwkv-bench"));
+    cmd.current_dir(repo()).env("RAYON_NUM_THREADS", "2");
+    cmd
+}
+
+fn records<'a>(results: &'a Value, model: &str, metric: &str) -> Vec<&'a Value> {
+    let mut v: Vec<&Value> = results["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["model"] == model && r["metric"] == metric)
+        .collect();
+    v.sort_by_key(|r| r["seq_len"].as_u64());
+    v
+}
+
+fn median(r: &Value) -> f64 {
+    r["median"].as_f64().unwrap()
+}
+
+#[test]
+fn ci_suite_runs_end_to_end_and_writes_valid_results() {
+    let out = tempfile::tempdir().unwrap();
+    let assert = bench()
+        .args(["run", "suites/ci.toml", "--out"])
+        .arg(out.path())
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
+    assert!(stdout.contains("decode latency"), "{stdout}");
+
+    let text = std::fs::read_to_string(out.path().join("results.json")).unwrap();
+    let results: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(results["schema_version"], 1);
+    assert!(!results["machine"]["cpu_model"].as_str().unwrap().is_empty());
+    assert!(results["machine"]["ram_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(results["settings"]["threads_used"], 2);
+    assert!(results["suite"]["source"]
+        .as_str()
+        .unwrap()
+        .contains("name = \"ci\""));
+    assert!(results["tool"]["crate_versions"]["candle-core"].is_string());
+    assert_eq!(
+        results["failures"].as_array().unwrap().len(),
+        0,
+        "{}",
+        results["failures"]
+    );
+
+    let lens = [16u64, 64, 256];
+    for model in ["rwkv7-upstream:preset=tiny", "llama-upstream:preset=tiny"] {
+        for metric in [
+            "prefill_time",
+            "prefill_throughput",
+            "decode_latency",
+            "peak_rss",
+            "state_bytes",
+        ] {
+            let rs = records(&results, model, metric);
+            let got: Vec<u64> = rs.iter().map(|r| r["seq_len"].as_u64().unwrap()).collect();
+            assert_eq!(got, lens, "{model} {metric}");
+            for r in rs {
+                let (p10, med, p90) = (
+                    r["p10"].as_f64().unwrap(),
+                    median(r),
+                    r["p90"].as_f64().unwrap(),
+                );
+                assert!(med > 0.0 && p10 <= med && med <= p90, "{r}");
+                let (lo, hi) = (
+                    r["ci"]["lo"].as_f64().unwrap(),
+                    r["ci"]["hi"].as_f64().unwrap(),
+                );
+                assert!(lo <= med && med <= hi, "{r}");
+                assert!(!r["samples"].as_array().unwrap().is_empty());
+            }
+        }
+        let decode = records(&results, model, "decode_latency");
+        assert_eq!(
+            decode[0]["samples"].as_array().unwrap().len(),
+            8,
+            "decode_tokens = 8"
+        );
+        let peak = records(&results, model, "peak_rss");
+        let loaded = records(&results, model, "rss_after_load");
+        assert!(median(peak[0]) >= median(loaded[0]));
+    }
+
+    // The recurrent state is the same size at every length; the KV cache grows
+    // linearly with it (exactly: 2 x layers x kv_heads x head_dim x 4 bytes per token).
+    let rwkv = records(&results, "rwkv7-upstream:preset=tiny", "state_bytes");
+    assert!(rwkv.iter().all(|r| median(r) == median(rwkv[0])));
+    let kv = records(&results, "llama-upstream:preset=tiny", "state_bytes");
+    assert_eq!(median(kv[0]), (2 * 4 * 128 * 4 * 16) as f64);
+    assert_eq!(median(kv[2]) / median(kv[0]), 16.0);
+
+    let analysis = &results["analysis"];
+    let kv_slope = analysis["slopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["model"] == "llama-upstream:preset=tiny" && s["metric"] == "state_bytes")
+        .unwrap();
+    assert!((kv_slope["slope"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+    assert!(!analysis["crossovers"].as_array().unwrap().is_empty());
+    assert!(out.path().join("summary.md").is_file());
+    // Written atomically: nothing but the two outputs in the directory.
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 2);
+}
+
+fn write_suite(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("suite.toml");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+const TINY: &str = r#"name = "t"
+models = ["rwkv7-upstream:preset=tiny", "llama-upstream:preset=tiny"]
+seq_lens = [16]
+[sampling]
+repetitions = 1
+decode_tokens = 2
+"#;
+
+/// Runs a suite that must fail and returns stderr; checks that nothing was written.
+fn expect_error(body: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), body);
+    let out = dir.path().join("out");
+    let assert = bench()
+        .arg("run")
+        .arg(&suite)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .failure();
+    assert!(!out.exists(), "a failed run must not write output");
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert_eq!(stderr.trim().lines().count(), 1, "one-line error: {stderr}");
+    assert!(stderr.contains("suite.toml"), "names the file: {stderr}");
+    stderr
+}
+
+#[test]
+fn malformed_suites_fail_with_a_one_line_error_naming_the_key() {
+    let e = expect_error(&TINY.replace("seq_lens", "seq_len"));
+    assert!(e.contains("seq_len") && e.contains("line 3"), "{e}");
+    let e = expect_error(&TINY.replace("repetitions = 1", "repetitions = \"many\""));
+    assert!(e.contains("repetitions"), "{e}");
+    let e = expect_error(&TINY.replace("[16]", "[16, 0]"));
+    assert!(e.contains("seq_lens"), "{e}");
+    let e = expect_error(&TINY.replace("[16]", "[16, 1000000]"));
+    assert!(
+        e.contains("1000000") && e.contains("llama-upstream:preset=tiny"),
+        "{e}"
+    );
+    let e = expect_error(&TINY.replace("llama-upstream:preset=tiny", "llama-upstream:preset=7b"));
+    assert!(e.contains("unknown preset `7b`"), "{e}");
+    let e = expect_error(&TINY.replace("llama-upstream:preset=tiny", "mamba:preset=tiny"));
+    assert!(e.contains("unknown implementation `mamba`"), "{e}");
+    let e = expect_error("name = \"t\"\nmodels = [\n");
+    assert!(e.contains("line"), "{e}");
+}
+
+#[test]
+fn missing_suite_file_is_named() {
+    let assert = bench()
+        .args(["run", "suites/no-such-suite.toml"])
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(stderr.contains("suites/no-such-suite.toml"), "{stderr}");
+}
+
+#[test]
+fn cells_over_the_memory_budget_are_recorded_as_failed_and_the_suite_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(
+        dir.path(),
+        &format!("{TINY}[limits]\nmemory_budget_mb = 1\n"),
+    );
+    let out = dir.path().join("out");
+    bench()
+        .arg("run")
+        .arg(&suite)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let failures = results["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert!(failures
+        .iter()
+        .all(|f| f["error"].as_str().unwrap().contains("memory budget")));
+}
+
+#[test]
+fn info_lists_machine_and_matched_presets() {
+    let assert = bench().arg("info").assert().success();
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
+    assert!(
+        stdout.contains("cpu") && stdout.contains("0.1b"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rwkv7-upstream") && stdout.contains("llama-upstream"),
+        "{stdout}"
+    );
+}
