@@ -116,8 +116,20 @@ fn ci_suite_runs_end_to_end_and_writes_valid_results() {
     assert!((kv_slope["slope"].as_f64().unwrap() - 1.0).abs() < 1e-9);
     assert!(!analysis["crossovers"].as_array().unwrap().is_empty());
     assert!(out.path().join("summary.md").is_file());
-    // Written atomically: nothing but the two outputs in the directory.
-    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 2);
+    // Written atomically: nothing but the outputs, no temporary files.
+    let mut names: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["charts", "report.html", "results.json", "summary.md"]
+    );
+    let charts = std::fs::read_dir(out.path().join("charts")).unwrap();
+    assert!(charts
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .all(|n| !n.starts_with('.') && (n.ends_with(".svg") || n.ends_with(".png"))));
 }
 
 fn write_suite(dir: &Path, body: &str) -> PathBuf {

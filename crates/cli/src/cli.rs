@@ -20,8 +20,14 @@ pub struct Cli {
 pub enum Command {
     /// Run a benchmark suite and write results.json and summary.md
     Run(RunArgs),
+    /// Write charts, report.html and summary.md from a results file
+    Report(ReportArgs),
+    /// Compare a run with a baseline: exit 0 = no regression, 1 = regression, 2 = unusable input
+    Compare(CompareArgs),
     /// Show this machine and the model presets with their parameter counts
     Info,
+    /// Write the logits of every position for given tokens (parity checks)
+    Logits(LogitsArgs),
     /// Measure one cell (internal: the isolated child process `run` starts)
     #[command(hide = true)]
     Cell,
@@ -43,6 +49,68 @@ pub struct RunArgs {
     pub dtype: Option<DtypeArg>,
 }
 
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// A results.json written by `run`
+    pub results: PathBuf,
+    /// Output directory [default: the results file's directory]
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct CompareArgs {
+    /// The baseline results.json
+    pub baseline: PathBuf,
+    /// The current results.json
+    pub current: PathBuf,
+    /// A cell regresses when the whole 95 % interval of its change exceeds this
+    #[arg(long, default_value = "10%", value_parser = parse_fraction)]
+    pub max_regression: f64,
+    /// RWKV/transformer ratio that must not fall by more than PERCENT, e.g.
+    /// decode_latency@4096=10% (repeatable)
+    #[arg(long, value_name = "METRIC@LENGTH=PERCENT")]
+    pub ratio_gate: Vec<harness::compare::RatioGate>,
+    #[arg(long, value_enum, default_value_t = CompareFormat::Markdown)]
+    pub format: CompareFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum CompareFormat {
+    Markdown,
+    Json,
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    harness::compare::parse_percent(s)
+        .ok_or_else(|| format!("`{s}` is not a percentage such as 10%"))
+}
+
+#[derive(clap::Args)]
+pub struct LogitsArgs {
+    /// Model spec, e.g. rwkv7:model.pth or llama:hf_dir
+    #[arg(long)]
+    pub model: String,
+    /// Comma-separated token ids
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub tokens: Vec<u32>,
+    /// seq: one batched forward over all tokens; step: one token at a time
+    #[arg(long, value_enum, default_value_t = LogitsMode::Seq)]
+    pub mode: LogitsMode,
+    /// Output safetensors file (tensor `logits`, [T, vocab] f32)
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Element type the model runs in
+    #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
+    pub dtype: DtypeArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogitsMode {
+    Seq,
+    Step,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 pub enum DtypeArg {
     F32,
@@ -57,5 +125,14 @@ impl From<DtypeArg> for Dtype {
             DtypeArg::Bf16 => Dtype::Bf16,
             DtypeArg::F16 => Dtype::F16,
         }
+    }
+}
+
+impl std::fmt::Display for LogitsMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogitsMode::Seq => "seq",
+            LogitsMode::Step => "step",
+        })
     }
 }

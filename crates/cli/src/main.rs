@@ -4,20 +4,46 @@ mod cli;
 mod commands;
 mod progress;
 
+use std::process::ExitCode;
+
 use clap::Parser;
 
-fn run() -> anyhow::Result<()> {
+fn run() -> anyhow::Result<ExitCode> {
     let cli = cli::Cli::parse();
     match cli.command {
         cli::Command::Run(args) => commands::run::run(args),
+        cli::Command::Report(args) => commands::report::run(args),
+        cli::Command::Compare(args) => return commands::compare::run(args),
         cli::Command::Info => commands::info::run(),
+        cli::Command::Logits(args) => commands::logits::run(args),
         cli::Command::Cell => commands::cell::run(),
+    }
+    .map(|()| ExitCode::SUCCESS)
+}
+
+/// Unusable input (a results file that is truncated, of another schema, or runs that
+/// cannot be compared) exits 2, so CI can tell it from a regression (1).
+fn exit_code(e: &anyhow::Error) -> u8 {
+    let unusable = e.chain().any(|c| {
+        c.is::<harness::compare::Unusable>()
+            || matches!(
+                c.downcast_ref::<harness::Error>(),
+                Some(harness::Error::Results { .. })
+            )
+    });
+    if unusable {
+        2
+    } else {
+        1
     }
 }
 
-fn main() {
-    if let Err(e) = run() {
-        eprintln!("Error: {e:#}");
-        std::process::exit(1);
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
     }
 }

@@ -5,6 +5,7 @@ pub mod adapters;
 pub mod analysis;
 pub mod atomic;
 pub mod checkpoint;
+pub mod compare;
 pub mod error;
 pub mod machine;
 pub mod measure;

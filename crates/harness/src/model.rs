@@ -66,6 +66,24 @@ pub trait CausalLm {
     /// Bytes held now by the recurrent state or the KV cache.
     fn state_bytes(&self) -> usize;
 
+    /// Logits at every position of `tokens`, shape `(T, vocab)` f32, from a fresh state.
+    ///
+    /// The default runs one step per token; implementations with a batched forward
+    /// override it. For parity checks (`rwkv-bench logits`), so `T` is small.
+    fn logits_all(&mut self, tokens: &[u32]) -> Result<Tensor> {
+        self.logits_stepwise(tokens)
+    }
+
+    /// Logits at every position from single-token steps, shape `(T, vocab)` f32.
+    fn logits_stepwise(&mut self, tokens: &[u32]) -> Result<Tensor> {
+        self.reset()?;
+        let rows = tokens
+            .iter()
+            .map(|&t| self.step(t))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Tensor::stack(&rows, 0)?)
+    }
+
     /// `log p(t_i | t_<i)` for `i = 1..T` (length `T - 1`), from a fresh state.
     ///
     /// The default walks the sequence one token at a time, so no `T x vocab` logits

@@ -1,6 +1,6 @@
 //! The one table of model implementations, chosen by the name in a model spec.
 
-use crate::adapters::{llama_upstream, rwkv7_upstream, BuildOptions};
+use crate::adapters::{llama, llama_upstream, rwkv7_upstream, BuildOptions};
 use crate::model::{Arch, CausalLm};
 use crate::presets::{preset, preset_names, Preset};
 use crate::spec::{ModelSpec, Source};
@@ -16,6 +16,15 @@ pub struct Entry {
     /// Parameter count of a preset without building it.
     pub preset_params: fn(&Preset) -> u64,
     build: BuildFn,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("name", &self.name)
+            .field("arch", &self.arch)
+            .finish()
+    }
 }
 
 fn boxed<M: CausalLm + 'static>(m: Result<M>) -> Result<Box<dyn CausalLm>> {
@@ -50,6 +59,16 @@ pub static REGISTRY: &[Entry] = &[
                 opts,
             )),
             Source::Path(path) => boxed(llama_upstream::from_path(spec, path, opts)),
+        },
+    },
+    Entry {
+        name: llama::NAME,
+        arch: Arch::Transformer,
+        description: llama::DESCRIPTION,
+        preset_params: llama::preset_params,
+        build: |spec, source, opts| match source {
+            Source::Preset(p) => boxed(llama::from_preset(spec, resolve_preset(spec, p)?, opts)),
+            Source::Path(path) => boxed(llama::from_path(spec, path, opts)),
         },
     },
 ];
@@ -108,10 +127,10 @@ pub fn build(raw: &str, opts: &BuildOptions) -> Result<Box<dyn CausalLm>> {
 pub fn preset_max_seq_len(raw: &str) -> Result<Option<usize>> {
     let (entry, spec) = resolve(raw)?;
     Ok(match (&spec.source, entry.arch) {
-        (Source::Preset(p), Arch::Transformer) => resolve_preset(&spec, p)?
-            .llama
-            .max_position_embeddings
-            .into(),
+        // Upstream's rope tables stop at max_position_embeddings; ours has no limit.
+        (Source::Preset(p), Arch::Transformer) if entry.name == llama_upstream::NAME => {
+            Some(resolve_preset(&spec, p)?.llama.max_position_embeddings)
+        }
         _ => None,
     })
 }
@@ -139,7 +158,7 @@ mod tests {
 
     #[test]
     fn tiny_presets_build_and_produce_finite_logits() {
-        for name in ["rwkv7-upstream", "llama-upstream"] {
+        for name in ["rwkv7-upstream", "llama-upstream", "llama"] {
             let mut m = build(&format!("{name}:preset=tiny"), &BuildOptions::default()).unwrap();
             let logits = m.prefill(&[1, 2, 3, 4]).unwrap();
             assert_eq!(logits.dims(), &[512]);

@@ -37,6 +37,24 @@ pub fn length(n: usize) -> String {
     }
 }
 
+/// A short axis label for any positive magnitude: 0.5, 12, 3.4k, 1.2M.
+pub fn compact(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else if a >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else if a >= 10.0 {
+        format!("{v:.0}")
+    } else if a >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +69,7 @@ mod tests {
         assert_eq!(bytes(1536.0), "1.5 KB");
         assert_eq!(length(4096), "4k");
         assert_eq!(length(1000), "1000");
+        assert_eq!(compact(3400.0), "3.4k");
+        assert_eq!(compact(0.5), "0.50");
     }
 }

@@ -1,3 +1,6 @@
 pub mod cell;
+pub mod compare;
 pub mod info;
+pub mod logits;
+pub mod report;
 pub mod run;

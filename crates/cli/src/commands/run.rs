@@ -34,15 +34,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let results_path = out.join("results.json");
     results.save(&results_path)?;
-    let summary = Markdown.serialize(&results);
-    let summary_path = out.join("summary.md");
-    harness::atomic::write(&summary_path, &summary)?;
+    let written = report::write_report(&results, &out)?;
 
-    println!("{}", String::from_utf8_lossy(&summary));
     println!(
-        "wrote {} and {}",
+        "{}",
+        String::from_utf8_lossy(&Markdown.serialize(&results)?)
+    );
+    println!(
+        "wrote {}, {}, {} and {} chart files",
         results_path.display(),
-        summary_path.display()
+        written.html.display(),
+        written.markdown.display(),
+        written.charts.len()
     );
     if !results.failures.is_empty() {
         println!(

@@ -1,5 +1,6 @@
 //! One adapter per model implementation, each turning it into a [`crate::CausalLm`].
 
+pub mod llama;
 pub mod llama_upstream;
 pub mod rwkv7_upstream;
 

@@ -1,10 +1,13 @@
-//! One exporter per output format.
+//! One exporter per output format. Exporters do no I/O; [`crate::write_report`] does.
 
+pub mod html;
 pub mod markdown;
 
 use harness::results::Results;
 
-/// Serialises a results document into one output format. Exporters do no I/O.
+use crate::Result;
+
+/// Serialises a results document into one output format.
 pub trait Exporter {
-    fn serialize(&self, results: &Results) -> Vec<u8>;
+    fn serialize(&self, results: &Results) -> Result<Vec<u8>>;
 }

@@ -1,0 +1,263 @@
+//! Our reference Llama-family decoder (`crates/transformer`): Llama, Qwen2 and Mistral
+//! checkpoints from Hugging Face directories, or random weights of a preset (the same
+//! weights `llama-upstream` gets for the same seed).
+
+use std::path::Path;
+
+use candle_core::{DType, Tensor, D};
+use candle_nn::VarBuilder;
+use transformer::{KvCache, Logits, Model};
+
+use crate::adapters::{device_name, dtype_name, BuildOptions};
+use crate::model::{Arch, CausalLm, ModelInfo};
+use crate::presets::Preset;
+use crate::spec::ModelSpec;
+use crate::synthetic::{llama_specs, materialise, param_count};
+use crate::{Error, Result};
+
+pub const NAME: &str = "llama";
+pub const DESCRIPTION: &str = "rwkv-bench transformer: KV cache preallocated and written in \
+    place (grown by doubling), prompts in 512-position chunks with query-blocked causal \
+    attention read from the cache (no TxT scores or mask, fused f32 CPU kernel), logits \
+    of the last position only";
+
+/// Positions per forward in `logits_all` and `log_probs`: bounds the logits held at
+/// once to `LOGITS_CHUNK x vocab`.
+const LOGITS_CHUNK: usize = 256;
+
+pub struct Llama {
+    model: Model,
+    cache: KvCache,
+    info: ModelInfo,
+}
+
+/// The harness error for a transformer-crate error, keeping the file it names.
+fn harness_error(e: transformer::Error) -> Error {
+    match e {
+        transformer::Error::Candle(e) => Error::Candle(e),
+        transformer::Error::Io { path, source } => Error::Io { path, source },
+        transformer::Error::Config { path, message }
+        | transformer::Error::Checkpoint { path, message } => Error::Checkpoint { path, message },
+        other => Error::Unsupported(other.to_string()),
+    }
+}
+
+/// Builds the model from a preset with random weights.
+pub fn from_preset(spec: &ModelSpec, preset: &Preset, opts: &BuildOptions) -> Result<Llama> {
+    let cfg = transformer::Config::preset(preset.name).map_err(|e| Error::Spec {
+        spec: spec.raw.clone(),
+        message: e.to_string(),
+    })?;
+    let tensors = materialise(&llama_specs(preset), opts.seed, opts.dtype, &opts.device)?;
+    let vb = VarBuilder::from_tensors(tensors, opts.dtype, &opts.device);
+    let model = Model::new(&cfg, vb).map_err(harness_error)?;
+    let weights = format!("random (preset {}, seed {})", preset.name, opts.seed);
+    build(spec, model, opts, weights)
+}
+
+/// Builds the model from a Hugging Face directory (`config.json` + safetensors, single
+/// file or sharded).
+pub fn from_path(spec: &ModelSpec, dir: &Path, opts: &BuildOptions) -> Result<Llama> {
+    let (_, model) = transformer::load_dir(dir, opts.dtype, &opts.device).map_err(harness_error)?;
+    build(spec, model, opts, dir.display().to_string())
+}
+
+fn build(spec: &ModelSpec, model: Model, opts: &BuildOptions, weights: String) -> Result<Llama> {
+    let cfg = model.config();
+    let cache = model.new_cache(1).map_err(harness_error)?;
+    let info = ModelInfo {
+        spec: spec.raw.clone(),
+        arch: Arch::Transformer,
+        implementation: NAME.into(),
+        description: DESCRIPTION.into(),
+        params: cfg.param_count(),
+        layers: cfg.num_hidden_layers,
+        width: cfg.hidden_size,
+        vocab: cfg.vocab_size,
+        dtype: dtype_name(opts.dtype),
+        device: device_name(&opts.device),
+        weights,
+        // Rope is computed per position: no limit but memory.
+        max_seq_len: None,
+    };
+    Ok(Llama { model, cache, info })
+}
+
+/// Parameter count of a preset, without building it.
+pub fn preset_params(preset: &Preset) -> u64 {
+    param_count(&llama_specs(preset))
+}
+
+impl Llama {
+    /// Runs `tokens` after the cached positions.
+    fn forward(&mut self, tokens: &[u32], logits: Logits) -> Result<Tensor> {
+        if tokens.is_empty() {
+            return Err(Error::Unsupported(format!(
+                "{}: a forward needs at least one token",
+                self.info.spec
+            )));
+        }
+        let input = Tensor::new(tokens, self.model.device())?.unsqueeze(0)?;
+        let out = self
+            .model
+            .forward(&input, &mut self.cache, logits)
+            .map_err(harness_error)?;
+        Ok(out.squeeze(0)?)
+    }
+}
+
+impl CausalLm for Llama {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn reset(&mut self) -> Result<()> {
+        self.cache.reset();
+        Ok(())
+    }
+
+    fn prefill(&mut self, tokens: &[u32]) -> Result<Tensor> {
+        self.forward(tokens, Logits::Last)
+    }
+
+    fn step(&mut self, token: u32) -> Result<Tensor> {
+        self.forward(&[token], Logits::Last)
+    }
+
+    fn state_bytes(&self) -> usize {
+        self.cache.bytes()
+    }
+
+    /// One batched forward per `LOGITS_CHUNK` positions.
+    fn logits_all(&mut self, tokens: &[u32]) -> Result<Tensor> {
+        self.reset()?;
+        let rows = tokens
+            .chunks(LOGITS_CHUNK)
+            .map(|chunk| self.forward(chunk, Logits::All))
+            .collect::<Result<Vec<_>>>()?;
+        if rows.is_empty() {
+            return Ok(Tensor::zeros(
+                (0, self.info.vocab),
+                DType::F32,
+                self.model.device(),
+            )?);
+        }
+        Ok(Tensor::cat(&rows, 0)?)
+    }
+
+    /// Batched forwards of `LOGITS_CHUNK` positions; each chunk's logits are reduced to
+    /// log-probabilities of the next tokens before the next chunk runs.
+    fn log_probs(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        self.reset()?;
+        let mut out = Vec::with_capacity(tokens.len().saturating_sub(1));
+        for (c, chunk) in tokens.chunks(LOGITS_CHUNK).enumerate() {
+            let logits = self.forward(chunk, Logits::All)?;
+            let start = c * LOGITS_CHUNK;
+            // Row i predicts token start + i + 1, which the last row of the document
+            // does not have.
+            let targets = &tokens[start + 1..(start + chunk.len() + 1).min(tokens.len())];
+            if targets.is_empty() {
+                break;
+            }
+            let logits = logits.narrow(0, 0, targets.len())?;
+            let max = logits.max_keepdim(D::Minus1)?;
+            let lse = logits
+                .broadcast_sub(&max)?
+                .exp()?
+                .sum_keepdim(D::Minus1)?
+                .log()?
+                .add(&max)?;
+            let index = Tensor::new(targets, logits.device())?.unsqueeze(1)?;
+            let picked = logits.gather(&index, 1)?;
+            out.extend((picked - lse)?.flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::token_log_prob;
+    use crate::presets::PRESETS;
+
+    #[test]
+    fn transformer_presets_match_the_harness_presets() {
+        for p in PRESETS {
+            let c = transformer::Config::preset(p.name).unwrap();
+            assert_eq!(
+                (c.num_hidden_layers, c.hidden_size, c.vocab_size),
+                (p.layers, p.width, p.vocab),
+                "{}",
+                p.name
+            );
+            assert_eq!(
+                (
+                    c.num_attention_heads,
+                    c.num_key_value_heads,
+                    c.intermediate_size
+                ),
+                (p.llama.heads, p.llama.kv_heads, p.llama.intermediate),
+                "{}",
+                p.name
+            );
+            assert_eq!(c.param_count(), preset_params(p), "{}", p.name);
+        }
+    }
+
+    fn tiny() -> Llama {
+        let spec: ModelSpec = "llama:preset=tiny".parse().unwrap();
+        let p = crate::presets::preset("tiny").unwrap();
+        from_preset(&spec, p, &BuildOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn same_seed_gives_the_same_model_as_upstream() {
+        let opts = BuildOptions::default();
+        let mut theirs = crate::registry::build("llama-upstream:preset=tiny", &opts).unwrap();
+        let mut ours = tiny();
+        let tokens = [5u32, 9, 300, 2, 77, 1];
+        let a = ours.prefill(&tokens).unwrap();
+        let b = theirs.prefill(&tokens).unwrap();
+        let diff = (a - b).unwrap().abs().unwrap().max(0).unwrap();
+        // Same weights and math; f32 summation order differs.
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-4);
+        assert_eq!(ours.state_bytes(), theirs.state_bytes());
+    }
+
+    #[test]
+    fn chunked_log_probs_and_logits_agree_with_steps() {
+        let mut m = tiny();
+        let tokens: Vec<u32> = (0..(LOGITS_CHUNK as u32 + 40))
+            .map(|i| (i * 37) % 512)
+            .collect();
+        let lp = m.log_probs(&tokens).unwrap();
+        assert_eq!(lp.len(), tokens.len() - 1);
+        let stepwise = m.logits_stepwise(&tokens).unwrap();
+        let all = m.logits_all(&tokens).unwrap();
+        assert_eq!(all.dims(), stepwise.dims());
+        let diff = (&all - &stepwise)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap();
+        // Batched vs one token at a time: f32 summation order only.
+        assert!(diff.max(0).unwrap().to_scalar::<f32>().unwrap() < 1e-4);
+        for i in [0, LOGITS_CHUNK - 1, LOGITS_CHUNK, tokens.len() - 2] {
+            let want = token_log_prob(&stepwise.get(i).unwrap(), tokens[i + 1]).unwrap();
+            assert!((lp[i] - want).abs() < 1e-4, "{i}: {} vs {want}", lp[i]);
+        }
+        assert!(m.log_probs(&[3]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn checkpoint_errors_name_the_file() {
+        let spec: ModelSpec = "llama:/nonexistent".parse().unwrap();
+        let e = from_path(&spec, Path::new("/nonexistent"), &BuildOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("/nonexistent"), "{e}");
+    }
+}

@@ -1,0 +1,20 @@
+//! Decode ms/token vs context depth: flat for a fixed-size state, rising with a KV cache.
+
+use harness::results::{Metric, Results};
+
+use super::{metric_series, Chart, PlotData};
+
+pub fn chart(results: &Results) -> Option<Chart> {
+    let series = metric_series(results, Metric::DecodeLatency, 1.0, true);
+    (!series.is_empty()).then(|| Chart {
+        name: "decode_latency",
+        data: PlotData {
+            title: "Decode latency vs context depth".into(),
+            x_label: "context depth (tokens)".into(),
+            y_label: "ms per token".into(),
+            series,
+            reference_y: None,
+            markers: Vec::new(),
+        },
+    })
+}

@@ -1,0 +1,21 @@
+//! Peak RSS of each isolated cell vs prompt length.
+
+use harness::results::{Metric, Results};
+
+use super::{metric_series, Chart, PlotData};
+
+pub fn chart(results: &Results) -> Option<Chart> {
+    let mib = 1.0 / (1u64 << 20) as f64;
+    let series = metric_series(results, Metric::PeakRss, mib, false);
+    (!series.is_empty()).then(|| Chart {
+        name: "peak_rss",
+        data: PlotData {
+            title: "Peak memory vs prompt length".into(),
+            x_label: "prompt length (tokens)".into(),
+            y_label: "peak RSS of the cell process (MB)".into(),
+            series,
+            reference_y: None,
+            markers: Vec::new(),
+        },
+    })
+}

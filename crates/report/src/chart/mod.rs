@@ -1,0 +1,279 @@
+//! Charts with plotters, one file per chart kind. Each kind turns a results document
+//! into [`PlotData`]; [`render_svg`] and [`render_png`] draw it. Every function returns
+//! `Result`: a chart that cannot be drawn is an error, never a panic.
+
+pub mod decode;
+pub mod memory;
+pub mod prefill;
+pub mod speedup;
+pub mod state;
+
+use std::path::Path;
+use std::sync::Once;
+
+use harness::results::{Metric, Results};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::{ReportError, Result};
+
+/// One point with its spread (p10–p90).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub x: f64,
+    pub y: f64,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub label: String,
+    pub points: Vec<Point>,
+}
+
+/// A marked x position (e.g. a crossover length).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marker {
+    pub x: f64,
+    pub label: String,
+}
+
+/// What a chart shows: log-log axes, series with error bars, optional markers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlotData {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<Series>,
+    /// A horizontal reference line (e.g. ratio = 1).
+    pub reference_y: Option<(f64, String)>,
+    pub markers: Vec<Marker>,
+}
+
+/// Where a chart goes: its size in pixels.
+#[derive(Debug, Clone, Copy)]
+pub struct PlotContext {
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Default for PlotContext {
+    fn default() -> Self {
+        Self {
+            width: 900,
+            height: 520,
+        }
+    }
+}
+
+/// A chart of a report: file stem, and what to draw.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    pub name: &'static str,
+    pub data: PlotData,
+}
+
+/// Every chart the results support, in report order.
+pub fn charts(results: &Results) -> Vec<Chart> {
+    [
+        prefill::chart(results),
+        decode::chart(results),
+        speedup::chart(results),
+        memory::chart(results),
+        state::chart(results),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// One series per model of a metric's medians vs length, y scaled by `scale`, with the
+/// fitted log-log slope in the legend when `with_slope`.
+pub fn metric_series(
+    results: &Results,
+    metric: Metric,
+    scale: f64,
+    with_slope: bool,
+) -> Vec<Series> {
+    results
+        .models
+        .iter()
+        .filter_map(|m| {
+            let recs = results.series(&m.spec, metric);
+            if recs.is_empty() {
+                return None;
+            }
+            let slope = results
+                .analysis
+                .slopes
+                .iter()
+                .find(|s| s.model == m.spec && s.metric == metric)
+                .filter(|_| with_slope)
+                .map(|s| format!(" (slope {:.2})", s.slope))
+                .unwrap_or_default();
+            Some(Series {
+                label: format!("{}{slope}", m.spec),
+                points: recs
+                    .iter()
+                    .map(|r| Point {
+                        x: r.seq_len as f64,
+                        y: r.summary.median * scale,
+                        lo: r.summary.p10 * scale,
+                        hi: r.summary.p90 * scale,
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+fn chart_error(e: impl std::fmt::Display) -> ReportError {
+    ReportError::Chart(e.to_string())
+}
+
+fn register_fonts() {
+    static FONTS: Once = Once::new();
+    FONTS.call_once(|| {
+        // Embedded, so PNGs render the same on a machine without system fonts.
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            epaint_default_fonts::HACK_REGULAR,
+        );
+    });
+}
+
+/// A log-axis range covering `values` with some margin.
+fn log_range(values: impl Iterator<Item = f64>) -> Option<std::ops::Range<f64>> {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !lo.is_finite() {
+        return None;
+    }
+    let (lo, hi) = if hi / lo < 1.5 {
+        (lo / 1.3, hi * 1.3)
+    } else {
+        (lo / 1.15, hi * 1.15)
+    };
+    Some(lo..hi)
+}
+
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &PlotData) -> Result<()> {
+    root.fill(&WHITE).map_err(chart_error)?;
+    let points = || data.series.iter().flat_map(|s| s.points.iter());
+    let xs = log_range(
+        points()
+            .map(|p| p.x)
+            .chain(data.markers.iter().map(|m| m.x)),
+    )
+    .ok_or_else(|| ReportError::Chart(format!("{}: no positive data to plot", data.title)))?;
+    let ys = log_range(
+        points()
+            .flat_map(|p| [p.y, p.lo, p.hi])
+            .chain(data.reference_y.iter().map(|r| r.0)),
+    )
+    .ok_or_else(|| ReportError::Chart(format!("{}: no positive data to plot", data.title)))?;
+    let (x0, x1, y0, y1) = (xs.start, xs.end, ys.start, ys.end);
+    // Label the measured lengths themselves, not round numbers between them.
+    let mut x_keys: Vec<f64> = points().map(|p| p.x).collect();
+    x_keys.sort_by(f64::total_cmp);
+    x_keys.dedup();
+    let mut chart = ChartBuilder::on(root)
+        .caption(&data.title, ("sans-serif", 22))
+        .margin(14)
+        .x_label_area_size(46)
+        .y_label_area_size(78)
+        .build_cartesian_2d(xs.log_scale().with_key_points(x_keys), ys.log_scale())
+        .map_err(chart_error)?;
+    chart
+        .configure_mesh()
+        .x_desc(&data.x_label)
+        .y_desc(&data.y_label)
+        .x_label_formatter(&|x| crate::format::length(x.round() as usize))
+        .y_label_formatter(&|y| crate::format::compact(*y))
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 16))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(chart_error)?;
+    if let Some((y, label)) = &data.reference_y {
+        let style = BLACK.mix(0.6).stroke_width(1);
+        chart
+            .draw_series(DashedLineSeries::new([(x0, *y), (x1, *y)], 6, 4, style))
+            .map_err(chart_error)?
+            .label(label.as_str())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+    }
+    for m in &data.markers {
+        let style = RGBColor(120, 120, 120).stroke_width(2);
+        chart
+            .draw_series(DashedLineSeries::new([(m.x, y0), (m.x, y1)], 8, 5, style))
+            .map_err(chart_error)?
+            .label(m.label.as_str())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+    }
+    for (i, s) in data.series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let line = color.stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(s.points.iter().map(|p| (p.x, p.y)), line))
+            .map_err(chart_error)?
+            .label(s.label.as_str())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], line));
+        chart
+            .draw_series(
+                s.points
+                    .iter()
+                    .map(|p| Circle::new((p.x, p.y), 4, color.filled())),
+            )
+            .map_err(chart_error)?;
+        chart
+            .draw_series(
+                s.points.iter().filter(|p| p.hi > p.lo).map(|p| {
+                    ErrorBar::new_vertical(p.x, p.lo, p.y, p.hi, color.stroke_width(1), 8)
+                }),
+            )
+            .map_err(chart_error)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(("sans-serif", 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+        .map_err(chart_error)?;
+    root.present().map_err(chart_error)?;
+    Ok(())
+}
+
+/// Draws a chart as an SVG document.
+pub fn render_svg(data: &PlotData, ctx: PlotContext) -> Result<String> {
+    register_fonts();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (ctx.width, ctx.height)).into_drawing_area();
+        draw(&root, data)?;
+    }
+    Ok(svg)
+}
+
+/// Draws a chart as a PNG file at `path` (the extension must be `.png`).
+pub fn render_png(data: &PlotData, ctx: PlotContext, path: &Path) -> Result<()> {
+    register_fonts();
+    let root = BitMapBackend::new(path, (ctx.width, ctx.height)).into_drawing_area();
+    draw(&root, data)
+}

@@ -1,0 +1,13 @@
+//! Report errors.
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Harness(#[from] harness::Error),
+    #[error("chart: {0}")]
+    Chart(String),
+    #[error("template: {0}")]
+    Template(#[from] minijinja::Error),
+}
+
+pub type Result<T> = std::result::Result<T, ReportError>;

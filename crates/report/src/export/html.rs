@@ -1,0 +1,142 @@
+//! The HTML report: one self-contained page (charts inline as SVG) rendered from a
+//! serialisable view-model and the template `templates/report.html`.
+
+use harness::results::Results;
+use serde::Serialize;
+
+use crate::chart::{charts, render_svg, PlotContext};
+use crate::claims::claims;
+use crate::tables::{self, Table};
+use crate::Result;
+
+const TEMPLATE: &str = include_str!("../../templates/report.html");
+
+#[derive(Serialize)]
+struct ClaimView {
+    claim: &'static str,
+    measured: String,
+    verdict: crate::claims::Verdict,
+    verdict_label: &'static str,
+}
+
+#[derive(Serialize)]
+struct ChartView {
+    name: &'static str,
+    svg: String,
+}
+
+/// Everything the template shows.
+#[derive(Serialize)]
+struct View {
+    suite: String,
+    description: String,
+    run: Vec<[String; 2]>,
+    random_weights: bool,
+    claims: Vec<ClaimView>,
+    charts: Vec<ChartView>,
+    tables: Vec<Table>,
+}
+
+fn view(results: &Results) -> Result<View> {
+    let m = &results.machine;
+    let run = [
+        (
+            "machine",
+            format!(
+                "{} ({}), {} logical cores, {} RAM",
+                m.cpu_model,
+                m.cpu_features.join(", "),
+                m.logical_cores,
+                crate::format::bytes(m.ram_bytes as f64)
+            ),
+        ),
+        ("os", format!("{} (kernel {}, {})", m.os, m.kernel, m.arch)),
+        (
+            "threads",
+            results
+                .settings
+                .threads_used
+                .map_or("?".into(), |t| t.to_string()),
+        ),
+        (
+            "dtype / device",
+            format!("{} / {}", results.settings.dtype, results.settings.device),
+        ),
+        ("started", results.started_at.clone()),
+        ("duration", format!("{:.0} s", results.duration_s)),
+        (
+            "tool",
+            format!(
+                "{} {} (commit {})",
+                results.tool.name, results.tool.version, results.tool.git_commit
+            ),
+        ),
+        (
+            "crates",
+            results
+                .tool
+                .crate_versions
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        ("suite file", results.suite.path.clone()),
+    ]
+    .map(|(k, v)| [k.to_string(), v])
+    .to_vec();
+    let charts = charts(results)
+        .into_iter()
+        .map(|c| {
+            Ok(ChartView {
+                name: c.name,
+                svg: render_svg(&c.data, PlotContext::default())?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut tables = vec![tables::models(results)];
+    tables.extend(tables::metrics(results));
+    tables.extend(
+        [
+            tables::scaling(results),
+            tables::crossovers(results),
+            tables::failures(results),
+        ]
+        .into_iter()
+        .flatten(),
+    );
+    Ok(View {
+        suite: results.suite.config.name.clone(),
+        description: results.suite.config.description.clone(),
+        run,
+        random_weights: results
+            .models
+            .iter()
+            .any(|m| m.weights.starts_with("random")),
+        claims: claims(results)
+            .into_iter()
+            .map(|c| ClaimView {
+                claim: c.claim,
+                measured: c.measured,
+                verdict: c.verdict,
+                verdict_label: c.verdict.label(),
+            })
+            .collect(),
+        charts,
+        tables,
+    })
+}
+
+/// The self-contained HTML page.
+pub struct Html;
+
+impl super::Exporter for Html {
+    fn serialize(&self, results: &Results) -> Result<Vec<u8>> {
+        let mut env = minijinja::Environment::new();
+        env.add_template("report.html", TEMPLATE)?;
+        let html = env
+            .get_template("report.html")?
+            .render(minijinja::value::Serde(view(results)?))?;
+        Ok(html.into_bytes())
+    }
+}

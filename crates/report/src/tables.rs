@@ -1,0 +1,207 @@
+//! The report's tables, built once from a results document and rendered by every
+//! markup format (Markdown, HTML), so a new column is written in one place.
+
+use harness::analysis::CrossoverAt;
+use harness::results::{Metric, Results};
+use serde::Serialize;
+
+use crate::claims::Claim;
+use crate::format;
+
+/// A titled table of display strings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Table {
+    pub title: String,
+    pub note: String,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// Metrics shown as models x lengths tables, in order.
+pub const SHOWN: [Metric; 5] = [
+    Metric::PrefillTime,
+    Metric::PrefillThroughput,
+    Metric::DecodeLatency,
+    Metric::PeakRss,
+    Metric::StateBytes,
+];
+
+fn lengths(results: &Results) -> Vec<usize> {
+    let mut l: Vec<usize> = results.records.iter().map(|r| r.seq_len).collect();
+    l.extend(results.failures.iter().map(|f| f.seq_len));
+    l.sort_unstable();
+    l.dedup();
+    l
+}
+
+/// What each model is: implementation, parameters, weights.
+pub fn models(results: &Results) -> Table {
+    Table {
+        title: "Models".into(),
+        note: String::new(),
+        header: ["model", "implementation", "params", "weights"]
+            .map(String::from)
+            .to_vec(),
+        rows: results
+            .models
+            .iter()
+            .map(|m| {
+                vec![
+                    m.spec.clone(),
+                    m.description.clone(),
+                    format!("{:.1} M", m.params as f64 / 1e6),
+                    m.weights.clone(),
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// One metric: a row per model, a column per length.
+pub fn metric(results: &Results, metric: Metric) -> Option<Table> {
+    if !results.records.iter().any(|r| r.metric == metric) {
+        return None;
+    }
+    let lens = lengths(results);
+    let note = match metric {
+        Metric::DecodeLatency => "Per single-token step at context depth = prompt length",
+        Metric::PeakRss => "Of the isolated process that measured the cell",
+        Metric::StateBytes => "Recurrent state or KV cache held after the prompt",
+        _ => "By prompt length",
+    };
+    let mut header = vec!["model".to_string()];
+    header.extend(lens.iter().map(|&l| format::length(l)));
+    let rows = results
+        .models
+        .iter()
+        .map(|m| {
+            let mut row = vec![m.spec.clone()];
+            row.extend(lens.iter().map(|&l| {
+                let rec = results
+                    .records
+                    .iter()
+                    .find(|r| r.model == m.spec && r.metric == metric && r.seq_len == l);
+                let failed = results
+                    .failures
+                    .iter()
+                    .any(|f| f.model == m.spec && f.seq_len == l);
+                match rec {
+                    Some(r) if r.samples.len() > 1 => format!(
+                        "{} (n={}, p10–p90 {}–{})",
+                        format::value(r.unit, r.summary.median),
+                        r.samples.len(),
+                        format::value(r.unit, r.summary.p10),
+                        format::value(r.unit, r.summary.p90)
+                    ),
+                    Some(r) => format!("{} (n=1)", format::value(r.unit, r.summary.median)),
+                    None if failed => "failed".into(),
+                    None => "–".into(),
+                }
+            }));
+            row
+        })
+        .collect();
+    Some(Table {
+        title: metric.label().to_string(),
+        note: note.into(),
+        header,
+        rows,
+    })
+}
+
+/// Fitted exponents of cost vs length.
+pub fn scaling(results: &Results) -> Option<Table> {
+    let slopes = &results.analysis.slopes;
+    (!slopes.is_empty()).then(|| Table {
+        title: "Scaling".into(),
+        note: "Fitted exponent k of cost ~ length^k (1 = linear, 0 = flat)".into(),
+        header: ["model", "metric", "k", "lengths"]
+            .map(String::from)
+            .to_vec(),
+        rows: slopes
+            .iter()
+            .map(|s| {
+                let lens: Vec<String> = s.seq_lens.iter().map(|&l| format::length(l)).collect();
+                vec![
+                    s.model.clone(),
+                    s.metric.label().into(),
+                    format!("{:.2}", s.slope),
+                    lens.join(", "),
+                ]
+            })
+            .collect(),
+    })
+}
+
+/// Describes where a crossover lies.
+pub fn crossover_text(at: CrossoverAt) -> String {
+    match at {
+        CrossoverAt::RwkvCheaperThroughout { from } => {
+            format!("cheaper at every length from {}", format::length(from))
+        }
+        CrossoverAt::Crosses { length, between } => format!(
+            "≈ {length:.0} tokens (between {} and {})",
+            format::length(between.0),
+            format::length(between.1)
+        ),
+        CrossoverAt::Never { up_to } => format!("not cheaper up to {}", format::length(up_to)),
+    }
+}
+
+/// Where RWKV becomes cheaper than the transformer, per metric and pair.
+pub fn crossovers(results: &Results) -> Option<Table> {
+    let c = &results.analysis.crossovers;
+    (!c.is_empty()).then(|| Table {
+        title: "Crossovers".into(),
+        note: "The length from which RWKV is cheaper than the transformer".into(),
+        header: ["metric", "rwkv", "transformer", "crossover"]
+            .map(String::from)
+            .to_vec(),
+        rows: c
+            .iter()
+            .map(|c| {
+                vec![
+                    c.metric.label().into(),
+                    c.rwkv.clone(),
+                    c.transformer.clone(),
+                    crossover_text(c.at),
+                ]
+            })
+            .collect(),
+    })
+}
+
+/// The claims table.
+pub fn claims(claims: &[Claim]) -> Table {
+    Table {
+        title: "Claims".into(),
+        note: "Each claim users bring about RWKV, the figure this run measured, and a verdict"
+            .into(),
+        header: ["claim", "measured in this run", "verdict"]
+            .map(String::from)
+            .to_vec(),
+        rows: claims
+            .iter()
+            .map(|c| vec![c.claim.into(), c.measured.clone(), c.verdict.label().into()])
+            .collect(),
+    }
+}
+
+/// The failed cells.
+pub fn failures(results: &Results) -> Option<Table> {
+    (!results.failures.is_empty()).then(|| Table {
+        title: "Failed cells".into(),
+        note: "Recorded, not measured; the suite went on".into(),
+        header: ["model", "length", "error"].map(String::from).to_vec(),
+        rows: results
+            .failures
+            .iter()
+            .map(|f| vec![f.model.clone(), format::length(f.seq_len), f.error.clone()])
+            .collect(),
+    })
+}
+
+/// The per-metric tables, in display order.
+pub fn metrics(results: &Results) -> Vec<Table> {
+    SHOWN.iter().filter_map(|&m| metric(results, m)).collect()
+}

@@ -1,0 +1,238 @@
+//! The Llama-family decoder: embeddings, pre-norm blocks of attention and gated MLP,
+//! final RMSNorm and the output head
+//! ([Llama](https://arxiv.org/abs/2302.13971), [Llama 2](https://arxiv.org/abs/2307.09288);
+//! Qwen2 and Mistral share the layout).
+//!
+//! One forward serves prompt and decode: a decode step is a sequence of one token. Long
+//! inputs are processed in chunks of positions that go through every layer before the
+//! next chunk starts, so activations are bounded by the chunk and only the KV cache
+//! grows with the context.
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{Embedding, Module, RmsNorm, VarBuilder};
+
+use crate::attention::Attention;
+use crate::config::Config;
+use crate::kv_cache::KvCache;
+use crate::linear::Linear;
+use crate::mlp::Mlp;
+use crate::rope::{Rope, RopeTables};
+use crate::{Error, Result};
+
+/// Positions per chunk of a long forward: large enough for efficient matrix products,
+/// small enough that activations stay a few MB at the 0.1b shape.
+pub const DEFAULT_CHUNK_LEN: usize = 512;
+
+/// Capacity a cache from [`Model::new_cache`] starts with.
+pub const DEFAULT_CACHE_CAPACITY: usize = 512;
+
+/// Which positions a forward returns logits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// Every position: `(B, T, vocab)`.
+    All,
+    /// The last position only: `(B, vocab)`; the head runs on one row per sequence.
+    Last,
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    input_norm: RmsNorm,
+    attn: Attention,
+    post_attention_norm: RmsNorm,
+    mlp: Mlp,
+}
+
+impl Block {
+    fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        let (d, eps) = (cfg.hidden_size, cfg.rms_norm_eps);
+        Ok(Self {
+            input_norm: candle_nn::rms_norm(d, eps, vb.pp("input_layernorm"))?,
+            attn: Attention::load(vb.pp("self_attn"), cfg)?,
+            post_attention_norm: candle_nn::rms_norm(d, eps, vb.pp("post_attention_layernorm"))?,
+            mlp: Mlp::load(vb.pp("mlp"), cfg)?,
+        })
+    }
+
+    /// # Shapes
+    /// `x`: `(B, T, hidden)` -> `(B, T, hidden)`.
+    fn forward(
+        &self,
+        x: &Tensor,
+        rope: &RopeTables,
+        cache: &KvCache,
+        layer: usize,
+    ) -> Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        let h = self
+            .attn
+            .forward(&self.input_norm.forward(x)?, rope, cache, layer)?;
+        let x = (x + h)?;
+        let flat = x.reshape((b * t, d))?;
+        let h = self
+            .mlp
+            .forward(&self.post_attention_norm.forward(&flat)?)?;
+        Ok((flat + h)?.reshape((b, t, d))?)
+    }
+}
+
+/// A Llama-family causal language model.
+#[derive(Debug, Clone)]
+pub struct Model {
+    embed: Embedding,
+    blocks: Vec<Block>,
+    norm: RmsNorm,
+    lm_head: Linear,
+    rope: Rope,
+    cfg: Config,
+    dtype: DType,
+    device: Device,
+    chunk_len: usize,
+}
+
+impl Model {
+    /// Builds the model from Hugging Face tensor names under `vb` (`model.embed_tokens`,
+    /// `model.layers.{i}.…`, `model.norm`, `lm_head` unless embeddings are tied). The
+    /// model computes in `vb`'s dtype on `vb`'s device.
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        cfg.validate()?;
+        let (dtype, device) = (vb.dtype(), vb.device().clone());
+        if device.is_cpu() && dtype == DType::BF16 {
+            return Err(Error::Unsupported(
+                "bf16 compute on the CPU is not supported (candle 0.11 has no bf16 CPU \
+                 matmul); load bf16 checkpoints as f32 (exact) or f16"
+                    .into(),
+            ));
+        }
+        let d = cfg.hidden_size;
+        let embed_weight = vb
+            .pp("model.embed_tokens")
+            .get((cfg.vocab_size, d), "weight")?;
+        let lm_head = if cfg.tie_word_embeddings {
+            Linear::new(embed_weight.clone(), None)
+        } else {
+            Linear::load(vb.pp("lm_head"), d, cfg.vocab_size, false)?
+        };
+        let blocks = (0..cfg.num_hidden_layers)
+            .map(|i| Block::load(vb.pp(format!("model.layers.{i}")), cfg))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            embed: Embedding::new(embed_weight, d),
+            blocks,
+            norm: candle_nn::rms_norm(d, cfg.rms_norm_eps, vb.pp("model.norm"))?,
+            lm_head,
+            rope: Rope::new(cfg),
+            cfg: cfg.clone(),
+            dtype,
+            device,
+            chunk_len: DEFAULT_CHUNK_LEN,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Positions per chunk of a long forward (at least 1).
+    pub fn chunk_len(&self) -> usize {
+        self.chunk_len
+    }
+
+    pub fn set_chunk_len(&mut self, chunk_len: usize) {
+        self.chunk_len = chunk_len.max(1);
+    }
+
+    /// An empty cache of this model's shape, dtype and device.
+    pub fn new_cache(&self, batch: usize) -> Result<KvCache> {
+        KvCache::new(
+            &self.cfg,
+            batch,
+            DEFAULT_CACHE_CAPACITY,
+            self.dtype,
+            &self.device,
+        )
+    }
+
+    /// Runs `tokens` after the positions held in `cache`, appends their keys and values
+    /// to it, and returns f32 logits.
+    ///
+    /// # Shapes
+    /// `tokens`: `(B, T)` u32 with `T >= 1` and `B = cache.batch()` -> `(B, T, vocab)`
+    /// for [`Logits::All`], `(B, vocab)` for [`Logits::Last`].
+    pub fn forward(&self, tokens: &Tensor, cache: &mut KvCache, logits: Logits) -> Result<Tensor> {
+        let (b, t) = tokens.dims2()?;
+        if t == 0 || b != cache.batch() {
+            return Err(Error::Unsupported(format!(
+                "forward of tokens shaped ({b}, {t}) with a cache for {} sequences: \
+                 needs at least one token per sequence and a matching batch",
+                cache.batch()
+            )));
+        }
+        if cache.dtype() != self.dtype {
+            return Err(Error::Unsupported(format!(
+                "cache holds {:?}, the model computes in {:?}",
+                cache.dtype(),
+                self.dtype
+            )));
+        }
+        let mut outs = Vec::new();
+        for start in (0..t).step_by(self.chunk_len) {
+            let n = self.chunk_len.min(t - start);
+            let last_chunk = start + n == t;
+            let want = match logits {
+                Logits::All => Some(Logits::All),
+                Logits::Last if last_chunk => Some(Logits::Last),
+                Logits::Last => None,
+            };
+            if let Some(out) = self.forward_chunk(&tokens.narrow(1, start, n)?, cache, want)? {
+                outs.push(out);
+            }
+        }
+        match logits {
+            Logits::All if outs.len() > 1 => Ok(Tensor::cat(&outs, 1)?),
+            _ => outs
+                .pop()
+                .ok_or_else(|| Error::Unsupported("forward produced no logits".into())),
+        }
+    }
+
+    fn forward_chunk(
+        &self,
+        tokens: &Tensor,
+        cache: &mut KvCache,
+        logits: Option<Logits>,
+    ) -> Result<Option<Tensor>> {
+        let (b, t) = tokens.dims2()?;
+        cache.reserve(t)?;
+        let rope = self.rope.tables(cache.len(), t, self.dtype, &self.device)?;
+        let mut x = self.embed.forward(tokens)?;
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.forward(&x, &rope, cache, i)?;
+        }
+        // Positions count only once every layer holds them, so a failed forward leaves
+        // the cache as it was.
+        cache.commit(t);
+        let d = self.cfg.hidden_size;
+        let rows = match logits {
+            None => return Ok(None),
+            Some(Logits::All) => x.reshape((b * t, d))?,
+            Some(Logits::Last) => x.narrow(1, t - 1, 1)?.reshape((b, d))?,
+        };
+        let out = self
+            .lm_head
+            .forward(&self.norm.forward(&rows)?)?
+            .to_dtype(DType::F32)?;
+        Ok(Some(match logits {
+            Some(Logits::All) => out.reshape((b, t, self.cfg.vocab_size))?,
+            _ => out,
+        }))
+    }
+}
