@@ -112,13 +112,15 @@ fn compare_passes_on_the_same_build_and_fails_on_an_injected_slowdown() {
     let dir = tempfile::tempdir().unwrap();
     let first = ci_run(&dir.path().join("a"));
     let second = ci_run(&dir.path().join("b"));
-    // Two real runs of a millisecond-scale suite on a shared 2-core machine: the
-    // threshold leaves room for that machine's noise, not for a 30 % slowdown.
+    // Two real runs of the same build: memory and state are deterministic enough for
+    // the default 10 % threshold. Millisecond timings on a shared 2-core machine are
+    // not (other processes can double them between runs); for those, the gate is the
+    // ratio measured within one run, and the slowdown check below.
     let a = bench()
         .arg("compare")
         .arg(&first)
         .arg(&second)
-        .args(["--max-regression", "20%"])
+        .args(["--metric", "peak_rss", "--metric", "state_bytes"])
         .assert();
     let out = stdout(&a);
     a.code(0);

@@ -24,6 +24,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Compare a run with a baseline: exit 0 = no regression, 1 = regression, 2 = unusable input
     Compare(CompareArgs),
+    /// Keep a run history: append results to a JSON-lines file, chart the trend
+    History(HistoryArgs),
     /// Show this machine and the model presets with their parameter counts
     Info,
     /// Write the logits of every position for given tokens (parity checks)
@@ -50,6 +52,30 @@ pub struct RunArgs {
 }
 
 #[derive(clap::Args)]
+pub struct HistoryArgs {
+    #[command(subcommand)]
+    pub command: HistoryCommand,
+}
+
+#[derive(Subcommand)]
+pub enum HistoryCommand {
+    /// Append the medians of a results.json as one line
+    Append {
+        results: PathBuf,
+        /// The history file (JSON lines)
+        #[arg(long, default_value = "reports/history.jsonl")]
+        file: PathBuf,
+    },
+    /// Chart every cell's median over the runs of a history file
+    Chart {
+        #[arg(default_value = "reports/history.jsonl")]
+        file: PathBuf,
+        #[arg(long, default_value = "reports/history")]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
 pub struct ReportArgs {
     /// A results.json written by `run`
     pub results: PathBuf,
@@ -71,8 +97,33 @@ pub struct CompareArgs {
     /// decode_latency@4096=10% (repeatable)
     #[arg(long, value_name = "METRIC@LENGTH=PERCENT")]
     pub ratio_gate: Vec<harness::compare::RatioGate>,
+    /// Compare only these metrics (repeatable) [default: all timing and memory metrics]
+    #[arg(long, value_enum)]
+    pub metric: Vec<MetricArg>,
     #[arg(long, value_enum, default_value_t = CompareFormat::Markdown)]
     pub format: CompareFormat,
+}
+
+/// The metrics `compare` can gate on.
+#[derive(Clone, Copy, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum MetricArg {
+    PrefillTime,
+    DecodeLatency,
+    PeakRss,
+    StateBytes,
+}
+
+impl From<MetricArg> for harness::results::Metric {
+    fn from(m: MetricArg) -> Self {
+        use harness::results::Metric;
+        match m {
+            MetricArg::PrefillTime => Metric::PrefillTime,
+            MetricArg::DecodeLatency => Metric::DecodeLatency,
+            MetricArg::PeakRss => Metric::PeakRss,
+            MetricArg::StateBytes => Metric::StateBytes,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]

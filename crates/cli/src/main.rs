@@ -14,6 +14,7 @@ fn run() -> anyhow::Result<ExitCode> {
         cli::Command::Run(args) => commands::run::run(args),
         cli::Command::Report(args) => commands::report::run(args),
         cli::Command::Compare(args) => return commands::compare::run(args),
+        cli::Command::History(args) => commands::history::run(args),
         cli::Command::Info => commands::info::run(),
         cli::Command::Logits(args) => commands::logits::run(args),
         cli::Command::Cell => commands::cell::run(),

@@ -83,6 +83,26 @@ impl Comparison {
     }
 }
 
+/// What a comparison checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompareOptions {
+    /// A cell regresses when the whole interval of its change exceeds this fraction.
+    pub max_regression: f64,
+    pub gates: Vec<RatioGate>,
+    /// Metrics whose cells are compared (default [`GATED`]).
+    pub metrics: Vec<Metric>,
+}
+
+impl Default for CompareOptions {
+    fn default() -> Self {
+        Self {
+            max_regression: 0.10,
+            gates: Vec::new(),
+            metrics: GATED.to_vec(),
+        }
+    }
+}
+
 /// Why two runs cannot be compared.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{0}")]
@@ -140,9 +160,9 @@ fn speedup(results: &Results, gate: &RatioGate, rwkv: &str, transformer: &str) -
 pub fn compare(
     baseline: &Results,
     current: &Results,
-    max_regression: f64,
-    gates: &[RatioGate],
+    opts: &CompareOptions,
 ) -> Result<Comparison, Unusable> {
+    let max_regression = opts.max_regression;
     let (bs, cs) = (&baseline.suite.config.name, &current.suite.config.name);
     if bs != cs {
         return Err(Unusable(format!(
@@ -173,7 +193,7 @@ pub fn compare(
     for (i, r) in baseline
         .records
         .iter()
-        .filter(|r| GATED.contains(&r.metric))
+        .filter(|r| opts.metrics.contains(&r.metric))
         .enumerate()
     {
         let Some(now) = find(current, r) else {
@@ -232,7 +252,7 @@ pub fn compare(
     }
 
     let mut results = Vec::new();
-    for gate in gates {
+    for gate in &opts.gates {
         let pairs: Vec<_> = baseline
             .analysis
             .speedups

@@ -7,6 +7,7 @@ pub mod atomic;
 pub mod checkpoint;
 pub mod compare;
 pub mod error;
+pub mod history;
 pub mod machine;
 pub mod measure;
 pub mod model;

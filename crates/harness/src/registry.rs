@@ -1,6 +1,6 @@
 //! The one table of model implementations, chosen by the name in a model spec.
 
-use crate::adapters::{llama, llama_upstream, rwkv7_upstream, BuildOptions};
+use crate::adapters::{llama, llama_upstream, rwkv7, rwkv7_upstream, BuildOptions};
 use crate::model::{Arch, CausalLm};
 use crate::presets::{preset, preset_names, Preset};
 use crate::spec::{ModelSpec, Source};
@@ -33,6 +33,16 @@ fn boxed<M: CausalLm + 'static>(m: Result<M>) -> Result<Box<dyn CausalLm>> {
 
 /// Every implementation the harness can run.
 pub static REGISTRY: &[Entry] = &[
+    Entry {
+        name: rwkv7::NAME,
+        arch: Arch::Rwkv,
+        description: rwkv7::DESCRIPTION,
+        preset_params: rwkv7::preset_params,
+        build: |spec, source, opts| match source {
+            Source::Preset(p) => boxed(rwkv7::from_preset(spec, resolve_preset(spec, p)?, opts)),
+            Source::Path(path) => boxed(rwkv7::from_path(spec, path, opts)),
+        },
+    },
     Entry {
         name: rwkv7_upstream::NAME,
         arch: Arch::Rwkv,

@@ -25,25 +25,28 @@ pub struct Written {
     pub charts: Vec<PathBuf>,
 }
 
+/// Writes each chart as `<name>.svg` and `<name>.png` into `dir`, atomically.
+pub fn write_charts(charts: &[chart::Chart], dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for c in charts {
+        let svg = dir.join(format!("{}.svg", c.name));
+        let text = chart::render_svg(&c.data, chart::PlotContext::default())?;
+        harness::atomic::write(&svg, text.as_bytes())?;
+        let png = dir.join(format!("{}.png", c.name));
+        // The PNG encoder picks the format from the extension: render to a temporary
+        // `.png` beside the target, then rename.
+        let partial = dir.join(format!(".{}.partial.png", c.name));
+        chart::render_png(&c.data, chart::PlotContext::default(), &partial)?;
+        std::fs::rename(&partial, &png).map_err(|e| harness::Error::io(&png, e))?;
+        written.extend([svg, png]);
+    }
+    Ok(written)
+}
+
 /// Writes `report.html`, `summary.md` and `charts/<name>.{svg,png}` into `dir`, each
 /// atomically (temporary file, then rename).
 pub fn write_report(results: &Results, dir: &Path) -> Result<Written> {
-    let charts_dir = dir.join("charts");
-    let mut charts = Vec::new();
-    for c in chart::charts(results) {
-        let svg = charts_dir.join(format!("{}.svg", c.name));
-        harness::atomic::write(
-            &svg,
-            chart::render_svg(&c.data, chart::PlotContext::default())?.as_bytes(),
-        )?;
-        let png = charts_dir.join(format!("{}.png", c.name));
-        // The PNG encoder picks the format from the extension: render to a temporary
-        // `.png` beside the target, then rename.
-        let partial = charts_dir.join(format!(".{}.partial.png", c.name));
-        chart::render_png(&c.data, chart::PlotContext::default(), &partial)?;
-        std::fs::rename(&partial, &png).map_err(|e| harness::Error::io(&png, e))?;
-        charts.extend([svg, png]);
-    }
+    let charts = write_charts(&chart::charts(results), &dir.join("charts"))?;
     let html = dir.join("report.html");
     harness::atomic::write(&html, &Html.serialize(results)?)?;
     let markdown = dir.join("summary.md");

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use harness::compare::compare;
+use harness::compare::{compare, CompareOptions};
 use harness::results::Results;
 use report::{Exporter, Html, Markdown};
 
@@ -26,13 +26,11 @@ fn comparison_markdown_with_an_injected_slowdown() {
         r.samples.iter_mut().for_each(|s| *s *= 1.3);
         r.summary.median *= 1.3;
     }
-    let cmp = compare(
-        &base,
-        &slow,
-        0.10,
-        &["decode_latency@256=10%".parse().unwrap()],
-    )
-    .unwrap();
+    let opts = CompareOptions {
+        gates: vec!["decode_latency@256=10%".parse().unwrap()],
+        ..CompareOptions::default()
+    };
+    let cmp = compare(&base, &slow, &opts).unwrap();
     assert!(cmp.regressed());
     insta::assert_snapshot!(report::comparison::markdown(&cmp));
 }

@@ -113,6 +113,12 @@ impl KvCache {
         self.len = 0;
     }
 
+    /// Forgets the positions after the first `len` (no-op if it holds fewer), e.g. to
+    /// rerun a step from the same context.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
     /// The valid keys and values of `layer`.
     ///
     /// # Shapes

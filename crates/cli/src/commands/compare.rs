@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use harness::compare::compare;
+use harness::compare::{compare, CompareOptions, GATED};
 use harness::results::Results;
 
 use crate::cli::{CompareArgs, CompareFormat};
@@ -11,14 +11,22 @@ use crate::cli::{CompareArgs, CompareFormat};
 pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let baseline = Results::load(&args.baseline)?;
     let current = Results::load(&args.current)?;
-    let cmp =
-        compare(&baseline, &current, args.max_regression, &args.ratio_gate).with_context(|| {
-            format!(
-                "comparing {} with {}",
-                args.baseline.display(),
-                args.current.display()
-            )
-        })?;
+    let opts = CompareOptions {
+        max_regression: args.max_regression,
+        gates: args.ratio_gate,
+        metrics: if args.metric.is_empty() {
+            GATED.to_vec()
+        } else {
+            args.metric.iter().map(|&m| m.into()).collect()
+        },
+    };
+    let cmp = compare(&baseline, &current, &opts).with_context(|| {
+        format!(
+            "comparing {} with {}",
+            args.baseline.display(),
+            args.current.display()
+        )
+    })?;
     for w in &cmp.warnings {
         eprintln!("warning: {w}");
     }

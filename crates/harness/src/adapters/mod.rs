@@ -2,6 +2,7 @@
 
 pub mod llama;
 pub mod llama_upstream;
+pub mod rwkv7;
 pub mod rwkv7_upstream;
 
 use candle_core::{DType, Device};

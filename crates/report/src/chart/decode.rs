@@ -2,13 +2,14 @@
 
 use harness::results::{Metric, Results};
 
-use super::{metric_series, Chart, PlotData};
+use super::{metric_series, Chart, PlotData, XAxis};
 
 pub fn chart(results: &Results) -> Option<Chart> {
     let series = metric_series(results, Metric::DecodeLatency, 1.0, true);
     (!series.is_empty()).then(|| Chart {
         name: "decode_latency",
         data: PlotData {
+            x_axis: XAxis::Lengths,
             title: "Decode latency vs context depth".into(),
             x_label: "context depth (tokens)".into(),
             y_label: "ms per token".into(),

@@ -2,7 +2,7 @@
 
 use harness::results::{Metric, Results};
 
-use super::{metric_series, Chart, PlotData};
+use super::{metric_series, Chart, PlotData, XAxis};
 
 pub fn chart(results: &Results) -> Option<Chart> {
     let mib = 1.0 / (1u64 << 20) as f64;
@@ -10,6 +10,7 @@ pub fn chart(results: &Results) -> Option<Chart> {
     (!series.is_empty()).then(|| Chart {
         name: "peak_rss",
         data: PlotData {
+            x_axis: XAxis::Lengths,
             title: "Peak memory vs prompt length".into(),
             x_label: "prompt length (tokens)".into(),
             y_label: "peak RSS of the cell process (MB)".into(),

@@ -7,11 +7,13 @@ pub mod memory;
 pub mod prefill;
 pub mod speedup;
 pub mod state;
+pub mod trend;
 
 use std::path::Path;
 use std::sync::Once;
 
 use harness::results::{Metric, Results};
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -39,10 +41,20 @@ pub struct Marker {
     pub label: String,
 }
 
-/// What a chart shows: log-log axes, series with error bars, optional markers.
+/// How the x axis is scaled and labelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XAxis {
+    /// Log scale labelled at the measured lengths (tokens).
+    Lengths,
+    /// Linear scale labelled with integers (e.g. run numbers).
+    Index,
+}
+
+/// What a chart shows: a log y axis, series with error bars, optional markers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlotData {
     pub title: String,
+    pub x_axis: XAxis,
     pub x_label: String,
     pub y_label: String,
     pub series: Vec<Series>,
@@ -162,6 +174,18 @@ fn log_range(values: impl Iterator<Item = f64>) -> Option<std::ops::Range<f64>> 
     Some(lo..hi)
 }
 
+fn legend_rows(data: &PlotData) -> usize {
+    data.series.len() + data.markers.len() + usize::from(data.reference_y.is_some())
+}
+
+/// Raises the top of a log range so that the legend (upper left, about 20 px a row of
+/// a ~400 px plot) sits above the data instead of over it.
+fn legend_headroom(ys: std::ops::Range<f64>, rows: usize) -> std::ops::Range<f64> {
+    let covered = ((rows as f64 * 20.0 + 24.0) / 400.0).min(0.6);
+    let span = (ys.end / ys.start).ln() / (1.0 - covered);
+    ys.start..ys.start * span.exp()
+}
+
 const PALETTE: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
@@ -174,39 +198,80 @@ const PALETTE: [RGBColor; 6] = [
 fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &PlotData) -> Result<()> {
     root.fill(&WHITE).map_err(chart_error)?;
     let points = || data.series.iter().flat_map(|s| s.points.iter());
-    let xs = log_range(
-        points()
-            .map(|p| p.x)
-            .chain(data.markers.iter().map(|m| m.x)),
-    )
-    .ok_or_else(|| ReportError::Chart(format!("{}: no positive data to plot", data.title)))?;
+    let no_data = || ReportError::Chart(format!("{}: no positive data to plot", data.title));
     let ys = log_range(
         points()
             .flat_map(|p| [p.y, p.lo, p.hi])
             .chain(data.reference_y.iter().map(|r| r.0)),
     )
-    .ok_or_else(|| ReportError::Chart(format!("{}: no positive data to plot", data.title)))?;
-    let (x0, x1, y0, y1) = (xs.start, xs.end, ys.start, ys.end);
-    // Label the measured lengths themselves, not round numbers between them.
-    let mut x_keys: Vec<f64> = points().map(|p| p.x).collect();
-    x_keys.sort_by(f64::total_cmp);
-    x_keys.dedup();
+    .ok_or_else(no_data)?;
+    let ys = legend_headroom(ys, legend_rows(data));
+    let xs = points()
+        .map(|p| p.x)
+        .chain(data.markers.iter().map(|m| m.x));
+    match data.x_axis {
+        XAxis::Lengths => {
+            let range = log_range(xs).ok_or_else(no_data)?;
+            // Label the measured lengths themselves, not round numbers between them.
+            let mut keys: Vec<f64> = points().map(|p| p.x).collect();
+            keys.sort_by(f64::total_cmp);
+            keys.dedup();
+            let label = |x: &f64| crate::format::length(x.round() as usize);
+            draw_on(
+                root,
+                data,
+                range.log_scale().with_key_points(keys),
+                ys,
+                &label,
+            )
+        }
+        XAxis::Index => {
+            let hi = xs.fold(1.0f64, f64::max);
+            let label = |x: &f64| {
+                let whole = (x - x.round()).abs() < 1e-9;
+                if whole {
+                    format!("{x:.0}")
+                } else {
+                    String::new()
+                }
+            };
+            draw_on(root, data, 0.5..hi + 0.5, ys, &label)
+        }
+    }
+}
+
+fn draw_on<DB, X>(
+    root: &DrawingArea<DB, Shift>,
+    data: &PlotData,
+    x_spec: X,
+    ys: std::ops::Range<f64>,
+    x_label: &dyn Fn(&f64) -> String,
+) -> Result<()>
+where
+    DB: DrawingBackend,
+    X: AsRangedCoord<Value = f64>,
+    X::CoordDescType: ValueFormatter<f64>,
+{
+    let (y0, y1) = (ys.start, ys.end);
     let mut chart = ChartBuilder::on(root)
         .caption(&data.title, ("sans-serif", 22))
         .margin(14)
         .x_label_area_size(46)
         .y_label_area_size(78)
-        .build_cartesian_2d(xs.log_scale().with_key_points(x_keys), ys.log_scale())
+        .build_cartesian_2d(x_spec, ys.log_scale())
         .map_err(chart_error)?;
+    let (x0, x1) = {
+        let r = chart.x_range();
+        (r.start, r.end)
+    };
     chart
         .configure_mesh()
         .x_desc(&data.x_label)
         .y_desc(&data.y_label)
-        .x_label_formatter(&|x| crate::format::length(x.round() as usize))
+        .x_label_formatter(x_label)
         .y_label_formatter(&|y| crate::format::compact(*y))
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 16))
-        .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(chart_error)?;
     if let Some((y, label)) = &data.reference_y {

@@ -3,7 +3,7 @@
 use harness::analysis::CrossoverAt;
 use harness::results::{Metric, Results};
 
-use super::{Chart, Marker, PlotData, Point, Series};
+use super::{Chart, Marker, PlotData, Point, Series, XAxis};
 
 const METRICS: [(Metric, &str); 2] = [
     (Metric::PrefillTime, "prefill"),
@@ -53,6 +53,7 @@ pub fn chart(results: &Results) -> Option<Chart> {
     (!series.is_empty()).then(|| Chart {
         name: "speedup",
         data: PlotData {
+            x_axis: XAxis::Lengths,
             title: "RWKV speed-up vs length (above 1: RWKV faster)".into(),
             x_label: "prompt length / context depth (tokens)".into(),
             y_label: "transformer time / RWKV time".into(),

@@ -1,0 +1,186 @@
+//! The RWKV-7 model: embedding (+ ln0), blocks of time mix and channel mix, ln_out and
+//! the head. One forward path serves prompts and decode steps.
+
+use candle_core::{DType, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::channel_mix::ChannelMix;
+use crate::config::Config;
+use crate::kernels::{layer_norm, linear, AddAssign};
+use crate::state::State;
+use crate::time_mix::TimeMix;
+use crate::{Error, Result};
+
+/// Which positions [`Model::forward`] computes logits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// Every position: `(B, T, V)`. Costs a `T x V` tensor; for long inputs call
+    /// `forward` per chunk instead.
+    All,
+    /// Only the last position: `(B, 1, V)`. Prompt processing.
+    Last,
+}
+
+/// Default prompt chunk: long enough that matrix products run at full speed, short
+/// enough that a chunk's activations (about 70 bytes x C per token) stay small.
+pub const DEFAULT_CHUNK_LEN: usize = 512;
+
+struct Block {
+    ln1: (Tensor, Tensor),
+    ln2: (Tensor, Tensor),
+    att: TimeMix,
+    ffn: ChannelMix,
+}
+
+pub struct Model {
+    cfg: Config,
+    /// `[V, C]`; ln0 is applied to the looked-up rows.
+    emb: Tensor,
+    ln0: (Tensor, Tensor),
+    blocks: Vec<Block>,
+    ln_out: (Tensor, Tensor),
+    /// `[V, C]` (`nn.Linear` layout).
+    head: Tensor,
+    chunk_len: usize,
+}
+
+fn norm(vb: &VarBuilder, name: &str, c: usize) -> Result<(Tensor, Tensor)> {
+    let vb = vb.pp(name);
+    Ok((
+        vb.get(c, "weight")?.to_dtype(DType::F32)?,
+        vb.get(c, "bias")?.to_dtype(DType::F32)?,
+    ))
+}
+
+impl Model {
+    /// Builds the model from tensors under their official keys (see
+    /// [`Config::tensor_shapes`]), e.g. from [`crate::Checkpoint::into_var_builder`].
+    /// Weights are used as they are (f32 tensors are not copied); other dtypes are
+    /// upcast, since every computation runs in f32.
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        if !vb.device().is_cpu() {
+            return Err(Error::Unsupported(format!(
+                "the fused RWKV-7 kernels run on the CPU only, not on {:?}",
+                vb.device().location()
+            )));
+        }
+        let c = cfg.width;
+        let blocks = (0..cfg.layers)
+            .map(|i| {
+                let vb = vb.pp(format!("blocks.{i}"));
+                Ok(Block {
+                    ln1: norm(&vb, "ln1", c)?,
+                    ln2: norm(&vb, "ln2", c)?,
+                    att: TimeMix::new(cfg, i, vb.pp("att"))?,
+                    ffn: ChannelMix::new(cfg, vb.pp("ffn"))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            cfg: *cfg,
+            emb: vb.get((cfg.vocab, c), "emb.weight")?.to_dtype(DType::F32)?,
+            ln0: norm(&vb, "blocks.0.ln0", c)?,
+            blocks,
+            ln_out: norm(&vb, "ln_out", c)?,
+            head: vb
+                .get((cfg.vocab, c), "head.weight")?
+                .to_dtype(DType::F32)?,
+            chunk_len: DEFAULT_CHUNK_LEN,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Tokens processed per pass through the blocks when a prompt is longer.
+    pub fn chunk_len(&self) -> usize {
+        self.chunk_len
+    }
+
+    /// Sets the prompt chunk length (at least 1).
+    pub fn set_chunk_len(&mut self, tokens: usize) {
+        self.chunk_len = tokens.max(1);
+    }
+
+    /// Runs `tokens` through the model, continuing from `state` and updating it.
+    ///
+    /// Long inputs are processed in chunks of [`Model::chunk_len`] tokens with the
+    /// state carried between them, so memory does not grow with `T` (except for the
+    /// logits of [`Logits::All`]).
+    ///
+    /// # Shapes
+    /// `tokens (B, T)` u32 or i64 -> logits `(B, T, V)` ([`Logits::All`]) or
+    /// `(B, 1, V)` ([`Logits::Last`]), f32. `state` must have batch size B.
+    pub fn forward(&self, tokens: &Tensor, state: &mut State, logits: Logits) -> Result<Tensor> {
+        let (batch, seq) = tokens.dims2()?;
+        if seq == 0 || batch == 0 {
+            return Err(Error::Input(format!(
+                "empty input of shape {:?}",
+                tokens.dims()
+            )));
+        }
+        if state.batch() != batch || state.layers.len() != self.blocks.len() {
+            return Err(Error::Input(format!(
+                "state of batch {} and {} layers does not fit input batch {batch} and a \
+                 {}-layer model",
+                state.batch(),
+                state.layers.len(),
+                self.blocks.len()
+            )));
+        }
+        let tokens = tokens.to_dtype(DType::U32)?;
+        let max = tokens.flatten_all()?.max(0)?.to_scalar::<u32>()?;
+        if max as usize >= self.cfg.vocab {
+            return Err(Error::Input(format!(
+                "token {max} is out of range for a vocabulary of {}",
+                self.cfg.vocab
+            )));
+        }
+        let mut outputs = Vec::new();
+        let mut start = 0;
+        while start < seq {
+            let len = self.chunk_len.min(seq - start);
+            let hidden = self.blocks_forward(&tokens.narrow(1, start, len)?, state)?;
+            start += len;
+            match logits {
+                Logits::All => {
+                    outputs.push(self.head_forward(&hidden)?.reshape((batch, len, ()))?)
+                }
+                Logits::Last if start == seq => {
+                    let last = hidden.reshape((batch, len, ()))?.narrow(1, len - 1, 1)?;
+                    outputs.push(self.head_forward(&last.squeeze(1)?)?.unsqueeze(1)?);
+                }
+                Logits::Last => {}
+            }
+        }
+        Ok(Tensor::cat(&outputs, 1)?)
+    }
+
+    /// The residual stream after the last block, for one chunk.
+    ///
+    /// # Shapes
+    /// `tokens (B, T)` u32 -> `(B*T, C)`
+    fn blocks_forward(&self, tokens: &Tensor, state: &mut State) -> Result<Tensor> {
+        let batch = tokens.dim(0)?;
+        let ids = tokens.flatten_all()?;
+        let x = layer_norm(&self.emb.index_select(&ids, 0)?, &self.ln0)?;
+        let mut v_first = None;
+        for (block, layer_state) in self.blocks.iter().zip(state.layers.iter_mut()) {
+            let xa = layer_norm(&x, &block.ln1)?;
+            let att = block.att.forward(&xa, batch, layer_state, &mut v_first)?;
+            x.inplace_op2(&att, &AddAssign)?;
+            let xf = layer_norm(&x, &block.ln2)?;
+            let ffn = block.ffn.forward(&xf, batch, layer_state)?;
+            x.inplace_op2(&ffn, &AddAssign)?;
+        }
+        Ok(x)
+    }
+
+    /// # Shapes
+    /// `(R, C)` -> `(R, V)`
+    fn head_forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = layer_norm(&x.contiguous()?, &self.ln_out)?;
+        Ok(linear(&x, &self.head)?)
+    }
+}
