@@ -30,6 +30,9 @@ pub enum Command {
     Info,
     /// Write the logits of every position for given tokens (parity checks)
     Logits(LogitsArgs),
+    /// Measure accuracy across lengths: synthetic tasks, task files, perplexity; exit 1
+    /// when a gate fails
+    Eval(EvalArgs),
     /// Measure one cell (internal: the isolated child process `run` starts)
     #[command(hide = true)]
     Cell,
@@ -186,4 +189,85 @@ impl std::fmt::Display for LogitsMode {
             LogitsMode::Step => "step",
         })
     }
+}
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// A suite with an [accuracy] section (e.g. suites/accuracy.toml); or give --model
+    /// and --task / --task-file / --text for a one-off check
+    pub suite: Option<PathBuf>,
+    /// Model spec, optionally with its tokenizer: SPEC[,tokenizer=bytes|world:PATH|hf:PATH]
+    /// (repeatable)
+    #[arg(long)]
+    pub model: Vec<String>,
+    /// Synthetic task (repeatable)
+    #[arg(long, value_enum)]
+    pub task: Vec<TaskArg>,
+    /// Lengths in tokens, e.g. 1k,4k,16k
+    #[arg(long, value_delimiter = ',', value_parser = parse_length)]
+    pub lengths: Vec<usize>,
+    /// A task file (JSON Lines) to score (repeatable)
+    #[arg(long)]
+    pub task_file: Vec<PathBuf>,
+    /// A text file, or a directory of .txt files, for perplexity by position (repeatable)
+    #[arg(long)]
+    pub text: Vec<PathBuf>,
+    /// Examples per (length, depth)
+    #[arg(long)]
+    pub examples: Option<usize>,
+    /// Needle depths as fractions, e.g. 0,0.5,1
+    #[arg(long, value_delimiter = ',')]
+    pub depths: Vec<f64>,
+    /// Seed of the generated examples
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Minimum accuracy of a task for every model, e.g. passkey=0.9 (repeatable)
+    #[arg(long, value_name = "TASK=SCORE")]
+    pub min: Vec<String>,
+    /// Output directory [default: reports/<suite name>]
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Keep the records of an interrupted run in the output directory and run only the
+    /// missing cells
+    #[arg(long)]
+    pub resume: bool,
+    /// Element type, overriding the suite
+    #[arg(long, value_enum)]
+    pub dtype: Option<DtypeArg>,
+}
+
+/// The synthetic tasks.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum TaskArg {
+    Passkey,
+    Niah,
+    Mqar,
+    Copy,
+}
+
+impl From<TaskArg> for harness::tasks::TaskKind {
+    fn from(t: TaskArg) -> Self {
+        use harness::tasks::TaskKind;
+        match t {
+            TaskArg::Passkey => TaskKind::Passkey,
+            TaskArg::Niah => TaskKind::Niah,
+            TaskArg::Mqar => TaskKind::Mqar,
+            TaskArg::Copy => TaskKind::Copy,
+        }
+    }
+}
+
+/// `4096`, `4k` (= 4096) or `1.5k`.
+pub fn parse_length(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let n = match t.strip_suffix(['k', 'K']) {
+        Some(k) => k
+            .parse::<f64>()
+            .ok()
+            .map(|v| (v * 1024.0).round())
+            .filter(|v| *v >= 1.0 && v.fract() == 0.0)
+            .map(|v| v as usize),
+        None => t.parse::<usize>().ok().filter(|&n| n > 0),
+    };
+    n.ok_or_else(|| format!("`{s}` is not a length such as 512, 4k or 16k"))
 }

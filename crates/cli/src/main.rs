@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod eval_progress;
 mod progress;
 
 use std::process::ExitCode;
@@ -17,6 +18,7 @@ fn run() -> anyhow::Result<ExitCode> {
         cli::Command::History(args) => commands::history::run(args),
         cli::Command::Info => commands::info::run(),
         cli::Command::Logits(args) => commands::logits::run(args),
+        cli::Command::Eval(args) => return commands::eval::run(args),
         cli::Command::Cell => commands::cell::run(),
     }
     .map(|()| ExitCode::SUCCESS)

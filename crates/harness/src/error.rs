@@ -38,6 +38,22 @@ pub enum Error {
     /// The measured child process did not produce a result.
     #[error("{0}")]
     Cell(String),
+
+    /// A tokenizer file that cannot be read or parsed, or text it cannot encode.
+    #[error("tokenizer {path}: {message}")]
+    Tokenizer { path: PathBuf, message: String },
+
+    /// A task that cannot be generated as asked (a length too short for it, say).
+    #[error("task {task}: {message}")]
+    Task { task: String, message: String },
+
+    /// A user task file line that does not parse; nothing is skipped silently.
+    #[error("{path}:{line}: {message}")]
+    TaskFile {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
 }
 
 impl Error {

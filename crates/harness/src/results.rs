@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::Analysis;
 use crate::machine::Machine;
 use crate::model::{Arch, ModelInfo};
-use crate::stats::Summary;
+use crate::stats::{Interval, Summary};
 use crate::suite::SuiteConfig;
 use crate::{Error, Result};
 
@@ -32,6 +32,17 @@ pub enum Metric {
     RssAfterLoad,
     /// Recurrent state or KV cache held after the prompt.
     StateBytes,
+    /// Exact match of the greedy continuation with the answer: one 0/1 sample per
+    /// question, with a Wilson interval. Task files: `acc` (choice by log-likelihood).
+    Accuracy,
+    /// Task files: `acc_norm`, the choice by log-likelihood per byte of the choice.
+    AccuracyNorm,
+    /// Mean log-likelihood of the answer tokens given the prompt, per question.
+    AnswerLogLikelihood,
+    /// Mean loss of the tokens whose position falls in a bucket ending at `seq_len`.
+    LossByPosition,
+    /// Bits per byte of a corpus, comparable across tokenizers.
+    BitsPerByte,
 }
 
 impl Metric {
@@ -41,12 +52,33 @@ impl Metric {
             Metric::PrefillThroughput => Unit::TokensPerS,
             Metric::DecodeLatency => Unit::MsPerToken,
             Metric::PeakRss | Metric::RssAfterLoad | Metric::StateBytes => Unit::Bytes,
+            Metric::Accuracy | Metric::AccuracyNorm => Unit::Fraction,
+            Metric::AnswerLogLikelihood | Metric::LossByPosition => Unit::NatsPerToken,
+            Metric::BitsPerByte => Unit::BitsPerByte,
         }
     }
 
     /// Whether a smaller value is better.
     pub fn lower_is_better(self) -> bool {
-        !matches!(self, Metric::PrefillThroughput)
+        !matches!(
+            self,
+            Metric::PrefillThroughput
+                | Metric::Accuracy
+                | Metric::AccuracyNorm
+                | Metric::AnswerLogLikelihood
+        )
+    }
+
+    /// Whether the metric measures what a model gets right rather than what it costs.
+    pub fn is_accuracy(self) -> bool {
+        matches!(
+            self,
+            Metric::Accuracy
+                | Metric::AccuracyNorm
+                | Metric::AnswerLogLikelihood
+                | Metric::LossByPosition
+                | Metric::BitsPerByte
+        )
     }
 
     pub fn label(self) -> &'static str {
@@ -57,6 +89,11 @@ impl Metric {
             Metric::PeakRss => "peak RSS",
             Metric::RssAfterLoad => "RSS after load",
             Metric::StateBytes => "state / KV bytes",
+            Metric::Accuracy => "accuracy",
+            Metric::AccuracyNorm => "accuracy (length-normalised)",
+            Metric::AnswerLogLikelihood => "answer log-likelihood",
+            Metric::LossByPosition => "loss by position",
+            Metric::BitsPerByte => "bits per byte",
         }
     }
 }
@@ -71,6 +108,13 @@ pub enum Unit {
     MsPerToken,
     #[serde(rename = "bytes")]
     Bytes,
+    /// A proportion in `[0, 1]`.
+    #[serde(rename = "fraction")]
+    Fraction,
+    #[serde(rename = "nats/token")]
+    NatsPerToken,
+    #[serde(rename = "bits/byte")]
+    BitsPerByte,
 }
 
 impl std::fmt::Display for Unit {
@@ -80,6 +124,9 @@ impl std::fmt::Display for Unit {
             Unit::TokensPerS => "tokens/s",
             Unit::MsPerToken => "ms/token",
             Unit::Bytes => "bytes",
+            Unit::Fraction => "fraction",
+            Unit::NatsPerToken => "nats/token",
+            Unit::BitsPerByte => "bits/byte",
         })
     }
 }
@@ -99,6 +146,30 @@ pub struct Record {
     pub samples: Vec<f64>,
     #[serde(flatten)]
     pub summary: Summary,
+    /// Task, depth and interval of accuracy records; empty (and not written) for speed
+    /// and memory records, so files written before accuracy records existed still load.
+    #[serde(flatten)]
+    pub task: TaskFields,
+}
+
+/// What accuracy records add to a record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskFields {
+    /// The task: `passkey`, `niah`, `mqar`, `copy`, a task file's name, or a corpus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// Where the answer lay in the context, as a fraction of its length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<f64>,
+    /// Wilson interval of a proportion (accuracy records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wilson: Option<Interval>,
+    /// What a uniform random guesser scores on this metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chance: Option<f64>,
+    /// Seed the examples were generated from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 /// A cell that produced no measurement, and why.
@@ -205,5 +276,32 @@ impl Results {
             message: e.to_string(),
         })?;
         crate::atomic::write(path, &bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Files written before accuracy records existed still load, and speed records are
+    /// written back without the accuracy fields.
+    #[test]
+    fn results_without_accuracy_fields_still_load_and_round_trip() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/results/ci.json");
+        let r = Results::load(&path).unwrap();
+        assert!(!r.records.is_empty());
+        assert!(r.records.iter().all(|x| x.task == TaskFields::default()));
+        let text = serde_json::to_string(&r.records[0]).unwrap();
+        assert!(
+            !text.contains("wilson") && !text.contains("\"task\""),
+            "{text}"
+        );
+        let mut acc = r.records[0].clone();
+        acc.metric = Metric::Accuracy;
+        acc.task.task = Some("passkey".into());
+        acc.task.depth = Some(0.5);
+        let back: Record = serde_json::from_str(&serde_json::to_string(&acc).unwrap()).unwrap();
+        assert_eq!(back, acc);
     }
 }

@@ -88,6 +88,7 @@ pub fn cell_records(suite: &Suite, seq_len: usize, o: &CellOutcome) -> Vec<Recor
                 unit: metric.unit(),
                 samples,
                 summary,
+                task: Default::default(),
             })
         })
         .collect()

@@ -144,9 +144,119 @@ pub fn log_log_slope(points: &[(f64, f64)]) -> Option<f64> {
     (sxx > 0.0).then(|| sxy / sxx)
 }
 
+/// The standard normal quantile (inverse CDF) by Acklam's rational approximation
+/// (relative error below 1.2e-9), for `p` in `(0, 1)`.
+pub fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969_683_028_665_376e1,
+        2.209_460_984_245_205e2,
+        -2.759_285_104_469_687e2,
+        1.383_577_518_672_69e2,
+        -3.066_479_806_614_716e1,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -5.447_609_879_822_406e1,
+        1.615_858_368_580_409e2,
+        -1.556_989_798_598_866e2,
+        6.680_131_188_771_972e1,
+        -1.328_068_155_288_572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    if p < 0.02425 {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - 0.02425 {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    }
+}
+
+/// Wilson score interval of a proportion: `successes` of `trials` at confidence `level`.
+/// Unlike the normal approximation it stays inside `[0, 1]` and is informative at 0 %
+/// and 100 %, which is where small accuracy samples live. `trials == 0` gives `[0, 1]`.
+pub fn wilson_interval(successes: usize, trials: usize, level: f64) -> Interval {
+    if trials == 0 {
+        return Interval {
+            lo: 0.0,
+            hi: 1.0,
+            level,
+        };
+    }
+    let n = trials as f64;
+    let p = successes as f64 / n;
+    let z = normal_quantile(1.0 - (1.0 - level) / 2.0);
+    let z2 = z * z;
+    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+    let half = z / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    Interval {
+        lo: (centre - half).max(0.0),
+        hi: (centre + half).min(1.0),
+        level,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normal_quantiles_match_tables() {
+        assert!((normal_quantile(0.975) - 1.959_963_985).abs() < 1e-8);
+        assert!((normal_quantile(0.5)).abs() < 1e-12);
+        assert!((normal_quantile(0.005) + 2.575_829_304).abs() < 1e-8);
+    }
+
+    #[test]
+    fn wilson_intervals_match_published_values() {
+        // Wilson (1927) / Newcombe (1998) table: 81 of 263 -> 0.2553 .. 0.3662.
+        let i = wilson_interval(81, 263, 0.95);
+        assert!(
+            (i.lo - 0.2553).abs() < 1e-4 && (i.hi - 0.3662).abs() < 1e-4,
+            "{i:?}"
+        );
+        // All correct or all wrong stays informative and inside [0, 1].
+        let all = wilson_interval(10, 10, 0.95);
+        assert!(
+            (all.hi - 1.0).abs() < 1e-12 && (all.lo - 0.7225).abs() < 1e-4,
+            "{all:?}"
+        );
+        let none = wilson_interval(0, 10, 0.95);
+        assert!(
+            none.lo == 0.0 && (none.hi - 0.2775).abs() < 1e-4,
+            "{none:?}"
+        );
+        assert_eq!(
+            (
+                wilson_interval(0, 0, 0.95).lo,
+                wilson_interval(0, 0, 0.95).hi
+            ),
+            (0.0, 1.0)
+        );
+        // More trials, narrower interval.
+        let (a, b) = (wilson_interval(5, 10, 0.95), wilson_interval(50, 100, 0.95));
+        assert!(b.hi - b.lo < a.hi - a.lo);
+    }
 
     #[test]
     fn percentiles_interpolate_between_ranks() {

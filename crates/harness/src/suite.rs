@@ -125,6 +125,9 @@ pub struct SuiteConfig {
     pub sampling: Sampling,
     #[serde(default)]
     pub limits: Limits,
+    /// Accuracy tasks, task files, corpora and gates (`rwkv-bench eval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<crate::eval::config::AccuracyConfig>,
 }
 
 /// A loaded and validated suite.
@@ -165,8 +168,24 @@ impl Suite {
 
     /// Parses and validates suite text; `path` is used in messages.
     pub fn parse(path: &Path, source: String) -> Result<Self> {
-        let config: SuiteConfig = toml::from_str(&source)
+        let mut config: SuiteConfig = toml::from_str(&source)
             .map_err(|e| suite_error(path, describe_toml_error(&source, &e)))?;
+        if let (Some(acc), Some(dir)) = (config.accuracy.as_mut(), path.parent()) {
+            acc.resolve_paths(dir);
+        }
+        let suite = Self {
+            path: path.to_path_buf(),
+            source,
+            config,
+        };
+        suite.validate()?;
+        Ok(suite)
+    }
+
+    /// A suite made from settings rather than a file (`rwkv-bench eval --model …`); its
+    /// recorded source is the settings written as TOML.
+    pub fn from_config(path: &Path, config: SuiteConfig) -> Result<Self> {
+        let source = toml::to_string(&config).map_err(|e| suite_error(path, e.to_string()))?;
         let suite = Self {
             path: path.to_path_buf(),
             source,
@@ -185,7 +204,13 @@ impl Suite {
         if c.models.is_empty() {
             return fail("`models` is empty: name at least one model spec".into());
         }
-        if c.seq_lens.is_empty() {
+        // Task files are not generated per length: a suite of only those needs none.
+        let lengthless = c
+            .accuracy
+            .as_ref()
+            .is_some_and(|a| a.tasks.is_empty() && a.corpora.is_empty())
+            && !(c.measure.prefill || c.measure.decode || c.measure.memory);
+        if c.seq_lens.is_empty() && !lengthless {
             return fail("`seq_lens` is empty: name at least one length".into());
         }
         if let Some(bad) = c.seq_lens.iter().find(|&&l| l == 0) {
@@ -202,8 +227,11 @@ impl Suite {
         if c.limits.cell_timeout_s.is_nan() || c.limits.cell_timeout_s <= 0.0 {
             return fail("`limits.cell_timeout_s` must be positive".into());
         }
-        if !(c.measure.prefill || c.measure.decode || c.measure.memory) {
+        if !(c.measure.prefill || c.measure.decode || c.measure.memory) && c.accuracy.is_none() {
             return fail("`measure` turns every measurement off".into());
+        }
+        if let Some(acc) = &c.accuracy {
+            acc.validate().or_else(fail)?;
         }
         let extra = if c.measure.decode {
             c.sampling.decode_warmup + c.sampling.decode_tokens
@@ -211,6 +239,10 @@ impl Suite {
             0
         };
         for model in &c.models {
+            // `SPEC,tokenizer=…` names the tokenizer accuracy tasks use.
+            let (model, _) = crate::tokenizer::split_model_spec(model)
+                .map_err(|e| suite_error(&self.path, format!("`models`: {e}")))?;
+            let model = &model;
             registry::resolve(model)
                 .map_err(|e| suite_error(&self.path, format!("`models`: {e}")))?;
             if let Some(max) = registry::preset_max_seq_len(model)? {

@@ -55,7 +55,7 @@ fn pair(results: &Results) -> Option<(&str, &str)> {
 fn ends(results: &Results, model: &str, metric: Metric) -> Option<((usize, f64), (usize, f64))> {
     let s = results.series(model, metric);
     let (a, b) = (s.first()?, s.last()?);
-    (s.len() >= 2).then(|| ((a.seq_len, a.summary.median), (b.seq_len, b.summary.median)))
+    (s.len() >= 2).then_some(((a.seq_len, a.summary.median), (b.seq_len, b.summary.median)))
 }
 
 fn not_measured(claim: &'static str, why: &str) -> Claim {
@@ -210,6 +210,91 @@ fn fits_edge(results: &Results) -> Claim {
     }
 }
 
+/// Pooled exact-match accuracy of a model on a task: (hits, trials).
+fn pooled(results: &Results, model: &str, task: &str) -> Option<(usize, usize)> {
+    let samples: Vec<f64> = results
+        .records
+        .iter()
+        .filter(|r| {
+            r.model == model && r.metric == Metric::Accuracy && r.task.task.as_deref() == Some(task)
+        })
+        .flat_map(|r| r.samples.iter().copied())
+        .collect();
+    (!samples.is_empty()).then(|| (samples.iter().filter(|&&x| x > 0.5).count(), samples.len()))
+}
+
+fn recall(results: &Results) -> Claim {
+    const CLAIM: &str = "RWKV underperforms on some reasoning/recall tasks";
+    let with_accuracy = |arch| {
+        results.models.iter().filter(|m| m.arch == arch).find(|m| {
+            results
+                .records
+                .iter()
+                .any(|r| r.model == m.spec && r.metric == Metric::Accuracy)
+        })
+    };
+    if !results.records.iter().any(|r| r.metric == Metric::Accuracy) {
+        return not_measured(CLAIM, "no accuracy records in this run");
+    }
+    let (Some(r), Some(t)) = (with_accuracy(Arch::Rwkv), with_accuracy(Arch::Transformer)) else {
+        return not_measured(
+            CLAIM,
+            "needs accuracy records (rwkv-bench eval) for one RWKV and one transformer model",
+        );
+    };
+    let mut tasks: Vec<&str> = results
+        .records
+        .iter()
+        .filter(|x| x.model == r.spec && x.metric == Metric::Accuracy)
+        .filter_map(|x| x.task.task.as_deref())
+        .collect();
+    tasks.sort_unstable();
+    tasks.dedup();
+    let mut parts = Vec::new();
+    let mut worse = false;
+    for task in tasks {
+        let (Some((rk, rn)), Some((tk, tn))) = (
+            pooled(results, &r.spec, task),
+            pooled(results, &t.spec, task),
+        ) else {
+            continue;
+        };
+        let (ri, ti) = (
+            harness::stats::wilson_interval(rk, rn, harness::stats::CONFIDENCE),
+            harness::stats::wilson_interval(tk, tn, harness::stats::CONFIDENCE),
+        );
+        // Worse only when the intervals do not overlap.
+        worse |= ri.hi < ti.lo;
+        parts.push(format!(
+            "{task}: RWKV {:.0} % vs transformer {:.0} %",
+            100.0 * rk as f64 / rn as f64,
+            100.0 * tk as f64 / tn as f64
+        ));
+    }
+    if parts.is_empty() {
+        return not_measured(CLAIM, "no task was evaluated on both architectures");
+    }
+    let random = [r, t].iter().any(|m| m.weights.starts_with("random"));
+    if random {
+        return not_measured(
+            CLAIM,
+            &format!(
+                "{} — random weights score at chance: not a finding; evaluate trained checkpoints",
+                parts.join("; ")
+            ),
+        );
+    }
+    Claim {
+        claim: CLAIM,
+        measured: format!("pooled over lengths and depths: {}", parts.join("; ")),
+        verdict: if worse {
+            Verdict::Supported
+        } else {
+            Verdict::NotSupported
+        },
+    }
+}
+
 /// Every claim, in the order of DESIGN.md's table.
 pub fn claims(results: &Results) -> Vec<Claim> {
     vec![
@@ -220,10 +305,7 @@ pub fn claims(results: &Results) -> Vec<Claim> {
             "training costs 40–60 % less",
             "no training suite in this run (forward+backward is not measured yet)",
         ),
-        not_measured(
-            "RWKV underperforms on some reasoning/recall tasks",
-            "no accuracy records in this run",
-        ),
+        recall(results),
         fits_edge(results),
     ]
 }

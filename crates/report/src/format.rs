@@ -11,6 +11,9 @@ pub fn value(unit: Unit, v: f64) -> String {
         Unit::Ms | Unit::MsPerToken => format!("{:.0} µs", v * 1e3),
         Unit::TokensPerS => format!("{v:.0} tok/s"),
         Unit::Bytes => bytes(v),
+        Unit::Fraction => format!("{:.1} %", v * 100.0),
+        Unit::NatsPerToken => format!("{v:.3} nats/token"),
+        Unit::BitsPerByte => format!("{v:.3} bits/byte"),
     }
 }
 
@@ -30,7 +33,7 @@ pub fn bytes(v: f64) -> String {
 
 /// A token count as written in suites: 4096 -> "4k", 1536 -> "1536".
 pub fn length(n: usize) -> String {
-    if n >= 1024 && n % 1024 == 0 {
+    if n >= 1024 && n.is_multiple_of(1024) {
         format!("{}k", n / 1024)
     } else {
         n.to_string()

@@ -205,3 +205,164 @@ pub fn failures(results: &Results) -> Option<Table> {
 pub fn metrics(results: &Results) -> Vec<Table> {
     SHOWN.iter().filter_map(|&m| metric(results, m)).collect()
 }
+
+/// Whether any model of the run has random weights (accuracy then measures nothing).
+pub fn has_random_weights(results: &Results) -> bool {
+    results
+        .models
+        .iter()
+        .any(|m| m.weights.starts_with("random"))
+}
+
+const RANDOM_NOTE: &str = "Random-weight models score at chance: these numbers test the \
+    pipeline, they are not findings";
+
+/// Accuracy per model, task, length and depth, with the Wilson interval and chance.
+pub fn accuracy(results: &Results) -> Option<Table> {
+    let mut recs: Vec<&harness::results::Record> = results
+        .records
+        .iter()
+        .filter(|r| matches!(r.metric, Metric::Accuracy | Metric::AccuracyNorm))
+        .collect();
+    if recs.is_empty() {
+        return None;
+    }
+    recs.sort_by(|a, b| {
+        (&a.model, &a.task.task, a.metric, a.seq_len)
+            .cmp(&(&b.model, &b.task.task, b.metric, b.seq_len))
+            .then(
+                a.task
+                    .depth
+                    .unwrap_or(0.0)
+                    .total_cmp(&b.task.depth.unwrap_or(0.0)),
+            )
+    });
+    let ll = |r: &harness::results::Record| {
+        results
+            .records
+            .iter()
+            .find(|o| {
+                o.metric == Metric::AnswerLogLikelihood
+                    && o.model == r.model
+                    && o.seq_len == r.seq_len
+                    && o.task.task == r.task.task
+                    && o.task.depth == r.task.depth
+            })
+            .map_or("–".to_string(), |o| format!("{:.2}", o.summary.mean))
+    };
+    let mut note = "Exact match of the greedy continuation (task files: choice by \
+        log-likelihood); 95 % Wilson interval; answer log-likelihood in nats per token"
+        .to_string();
+    if has_random_weights(results) {
+        note = format!("{RANDOM_NOTE}. {note}");
+    }
+    Some(Table {
+        title: "Accuracy".into(),
+        note,
+        header: [
+            "model",
+            "task",
+            "length",
+            "depth",
+            "accuracy",
+            "95 % interval",
+            "chance",
+            "answer LL",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: recs
+            .iter()
+            .map(|r| {
+                let k: f64 = r.samples.iter().sum();
+                let task = r.task.task.clone().unwrap_or_default();
+                let task = if r.metric == Metric::AccuracyNorm {
+                    format!("{task} (acc_norm)")
+                } else {
+                    task
+                };
+                vec![
+                    r.model.clone(),
+                    task,
+                    format::length(r.seq_len),
+                    r.task
+                        .depth
+                        .map_or("–".into(), |d| format!("{:.0} %", d * 100.0)),
+                    format!(
+                        "{:.1} % ({k:.0}/{})",
+                        r.summary.mean * 100.0,
+                        r.samples.len()
+                    ),
+                    r.task.wilson.map_or("–".into(), |w| {
+                        format!("{:.1}–{:.1} %", w.lo * 100.0, w.hi * 100.0)
+                    }),
+                    r.task.chance.map_or("–".into(), |c| {
+                        if c < 1e-3 {
+                            "≈ 0 %".into()
+                        } else {
+                            format!("{:.1} %", c * 100.0)
+                        }
+                    }),
+                    ll(r),
+                ]
+            })
+            .collect(),
+    })
+}
+
+/// Bits per byte per model, corpus and window, and the loss by position of the longest
+/// window.
+pub fn perplexity(results: &Results) -> Option<Table> {
+    let mut recs: Vec<&harness::results::Record> = results
+        .records
+        .iter()
+        .filter(|r| matches!(r.metric, Metric::BitsPerByte | Metric::LossByPosition))
+        .collect();
+    if recs.is_empty() {
+        return None;
+    }
+    recs.sort_by(|a, b| {
+        (&a.model, &a.task.task, a.metric, a.seq_len).cmp(&(
+            &b.model,
+            &b.task.task,
+            b.metric,
+            b.seq_len,
+        ))
+    });
+    let mut note = "Bits per byte with windows of each length; loss (nats/token) of the \
+        tokens whose window position is below the bucket's end"
+        .to_string();
+    if has_random_weights(results) {
+        note = format!("{RANDOM_NOTE}. {note}");
+    }
+    Some(Table {
+        title: "Perplexity".into(),
+        note,
+        header: [
+            "model",
+            "corpus",
+            "metric",
+            "window / position",
+            "value",
+            "documents",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: recs
+            .iter()
+            .map(|r| {
+                vec![
+                    r.model.clone(),
+                    r.task.task.clone().unwrap_or_default(),
+                    r.metric.label().into(),
+                    match r.metric {
+                        Metric::LossByPosition => format!("< {}", format::length(r.seq_len)),
+                        _ => format::length(r.seq_len),
+                    },
+                    format::value(r.unit, r.summary.mean),
+                    r.samples.len().to_string(),
+                ]
+            })
+            .collect(),
+    })
+}

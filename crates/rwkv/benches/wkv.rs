@@ -40,11 +40,7 @@ fn bench(c: &mut Criterion) {
             .unwrap();
             let state = Tensor::from_vec(rng.vec(h * n * n, -0.1, 0.1), (1, h, n, n), &Device::Cpu)
                 .unwrap();
-            let op = Wkv7 {
-                heads: h,
-                head_size: n,
-                params: &params,
-            };
+            let op = Wkv7::new(h, n, &params);
             group.throughput(Throughput::Elements(t as u64));
             let name = if residual { "later_layer" } else { "layer_0" };
             group.bench_with_input(BenchmarkId::new(name, t), &t, |b, _| {

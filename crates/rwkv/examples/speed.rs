@@ -5,7 +5,7 @@ use rwkv::{Config, Logits, State};
 use std::time::Instant;
 fn main() {
     let cfg = Config::preset("0.1b").unwrap();
-    let model = common::random_model(&cfg, 0);
+    let mut model = common::random_model(&cfg, 0);
     let t_len: usize = std::env::args()
         .nth(1)
         .map(|s| s.parse().unwrap())
@@ -18,21 +18,15 @@ fn main() {
         .unwrap()
         .unsqueeze(0)
         .unwrap();
-    for _ in 0..2 {
-        let mut st = State::new(&cfg, 1, &Device::Cpu).unwrap();
-        let t = Instant::now();
-        model.forward(&input, &mut st, Logits::Last).unwrap();
-        let s = t.elapsed().as_secs_f64();
-        println!(
-            "prefill T={t_len}: {:.3}s  {:.1} tok/s",
-            s,
-            t_len as f64 / s
-        );
-        let t = Instant::now();
-        for i in 0..10 {
-            let x = Tensor::new(&[[toks[i]]], &Device::Cpu).unwrap();
-            model.forward(&x, &mut st, Logits::Last).unwrap();
+    for _ in 0..3 {
+        for chunk in [64, 128, 256, 512, 1024] {
+            model.set_chunk_len(chunk);
+            let mut st = State::new(&cfg, 1, &Device::Cpu).unwrap();
+            let t = Instant::now();
+            model.forward(&input, &mut st, Logits::Last).unwrap();
+            let s = t.elapsed().as_secs_f64();
+            print!("chunk {chunk}: {:.0} tok/s  ", t_len as f64 / s);
         }
-        println!("decode: {:.2} ms/token", t.elapsed().as_secs_f64() * 100.0);
+        println!();
     }
 }

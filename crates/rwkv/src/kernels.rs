@@ -37,7 +37,7 @@ pub(crate) fn f32_data<'a>(
     }
 }
 
-fn f32_data_mut<'a>(
+pub(crate) fn f32_data_mut<'a>(
     storage: &'a mut CpuStorage,
     layout: &Layout,
     op: &str,
@@ -114,7 +114,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
     let two_n = f32::from_bits(t.to_bits().wrapping_sub(SHIFT.to_bits()).wrapping_add(127) << 23);
     e * two_n
@@ -364,7 +364,7 @@ impl CustomOp2 for ShiftMix<'_> {
             f32_data(s2, l2, self.name())?,
         );
         let (rows, c) = l1.shape().dims2()?;
-        if c == 0 || self.mix.len() % c != 0 || prev.len() != self.batch * c {
+        if c == 0 || !self.mix.len().is_multiple_of(c) || prev.len() != self.batch * c {
             bail!(
                 "{}: x {:?}, prev {:?}, {} mix values",
                 self.name(),

@@ -13,18 +13,20 @@ use crate::{Error, Result};
 
 /// One layer's state. Matches the official package's state list
 /// (`state[3i]`, `state[3i+1]`, `state[3i+2]`) with a leading batch dimension.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LayerState {
     /// Time-mix token shift: the ln1 output of the last token seen, shape `(B, C)`, f32.
     pub att_shift: Tensor,
     /// WKV matrices, shape `(B, H, N, N)` indexed `[batch, head, value i, key j]`, f32.
+    /// [`crate::Model::forward`] updates it in place, so it must not share storage
+    /// with another tensor (copy it, or use [`State::try_clone`]).
     pub wkv: Tensor,
     /// Channel-mix token shift: the ln2 output of the last token seen, shape `(B, C)`, f32.
     pub ffn_shift: Tensor,
 }
 
 /// The state of every layer, for a batch of `B` independent sequences.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct State {
     pub layers: Vec<LayerState>,
     batch: usize,
@@ -46,6 +48,26 @@ impl State {
             })
             .collect::<Result<_>>()?;
         Ok(Self { layers, batch })
+    }
+
+    /// A deep copy: the WKV matrices are updated in place, so a shallow clone would
+    /// share them.
+    pub fn try_clone(&self) -> Result<Self> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(LayerState {
+                    att_shift: l.att_shift.force_contiguous()?,
+                    wkv: l.wkv.force_contiguous()?,
+                    ffn_shift: l.ffn_shift.force_contiguous()?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            layers,
+            batch: self.batch,
+        })
     }
 
     /// Number of sequences B.

@@ -149,16 +149,11 @@ impl TimeMix {
         debug_assert_eq!(slots[slot::V].dims(), &[rows, c]);
         let inputs = Tensor::stack(&slots, 0)?.reshape((slots.len(), batch, rows / batch, c))?;
         drop(slots);
-        let (y, wkv) = wkv7(
+        let y = wkv7(
             &state.wkv,
             &inputs,
-            &Wkv7 {
-                heads: self.heads,
-                head_size: self.head_size,
-                params: &self.params,
-            },
+            &Wkv7::new(self.heads, self.head_size, &self.params),
         )?;
-        state.wkv = wkv;
         Ok(linear(&y.reshape((rows, c))?, &self.output)?)
     }
 }

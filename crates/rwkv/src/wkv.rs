@@ -17,10 +17,14 @@
 //! activations are read once from memory and the `[N, N]` state stays in L1. Work is
 //! split over (batch, head) with rayon; each task walks its tokens in order.
 
-use candle_core::{bail, CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use std::sync::Mutex;
+
+use candle_core::{bail, CpuStorage, InplaceOp2, Layout, Tensor};
 use rayon::prelude::*;
 
-use crate::kernels::{dot, exp, f32_data, sigmoid, sum, Fused, MulAdd, Unfused};
+use crate::kernels::{
+    dot, exp, f32_data, f32_data_mut, sigmoid, sum, Fused, MulAdd, Unfused, LANES,
+};
 use crate::Result;
 
 /// `exp(-0.5)` as the official CPU code writes it (`w = exp(-0.606531 * sigmoid(..))`).
@@ -29,6 +33,11 @@ const DECAY_SCALE: f32 = 0.606_531;
 const GROUP_NORM_EPS: f32 = 64e-5;
 /// `F.normalize`'s epsilon for the key normalisation.
 const NORMALIZE_EPS: f32 = 1e-12;
+/// Calls with at least this many tokens walk the state key-major (see `run_head_generic`).
+const KEY_MAJOR_MIN_TOKENS: usize = 4;
+/// Rows of the state one pass of the key-major update keeps in registers (two AVX2
+/// vectors each for `S·(-κ)`, `v` and `y`).
+const ROW_BLOCK: usize = 16;
 
 /// Slots of the stacked per-token input, each `[B, T, C]`.
 pub mod slot {
@@ -70,45 +79,61 @@ pub struct WkvParams {
     pub ln_b: Vec<f32>,
 }
 
-/// The fused WKV-7 op.
+/// The fused WKV-7 op: updates the state in place and produces the gated output.
+///
+/// candle ops have one output, and a decode step should neither allocate nor copy the
+/// state (196 KB per layer at the 0.1B shape, which costs page faults every token).
+/// So the op runs in place on the state and hands `y` back through a buffer of its
+/// own; [`wkv7`] wraps both.
 ///
 /// # Shapes
-/// `(state [B, H, N, N], inputs [S, B, T, C]) -> [B*T*C + B*H*N*N]`: the gated output
-/// `y` followed by the new state; [`wkv7`] splits them. S is
+/// `state [B, H, N, N]` (updated), `inputs [S, B, T, C]` -> `y [B, T, C]`. S is
 /// [`slot::FIRST_LAYER`] when `params.v0` is `None`, else [`slot::LATER_LAYER`].
 pub struct Wkv7<'a> {
     pub heads: usize,
     pub head_size: usize,
     pub params: &'a WkvParams,
+    y: Mutex<Vec<f32>>,
 }
 
-/// Runs the op: returns `(y [B, T, C], new state [B, H, N, N])`.
-pub fn wkv7(state: &Tensor, inputs: &Tensor, op: &Wkv7<'_>) -> Result<(Tensor, Tensor)> {
+impl<'a> Wkv7<'a> {
+    pub fn new(heads: usize, head_size: usize, params: &'a WkvParams) -> Self {
+        Self {
+            heads,
+            head_size,
+            params,
+            y: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// Runs the op on a state that no other tensor shares (it is written in place):
+/// returns `y [B, T, C]`.
+pub fn wkv7(state: &Tensor, inputs: &Tensor, op: &Wkv7<'_>) -> Result<Tensor> {
     let (_, b, t, c) = inputs.dims4()?;
-    let out = state.apply_op2_no_bwd(inputs, op)?;
-    let y = out.narrow(0, 0, b * t * c)?.reshape((b, t, c))?;
-    // A copy, so that the state does not keep the (much larger) `y` buffer alive.
-    let s = out
-        .narrow(0, b * t * c, state.elem_count())?
-        .reshape(state.shape())?
-        .force_contiguous()?;
-    Ok((y, s))
+    state.inplace_op2(inputs, op)?;
+    let y = std::mem::take(&mut *op.y.lock().map_err(|_| poisoned())?);
+    Ok(Tensor::from_vec(y, (b, t, c), inputs.device())?)
 }
 
-impl CustomOp2 for Wkv7<'_> {
+fn poisoned() -> candle_core::Error {
+    candle_core::Error::Msg("rwkv-wkv7: a previous run panicked".into())
+}
+
+impl InplaceOp2 for Wkv7<'_> {
     fn name(&self) -> &'static str {
         "rwkv-wkv7"
     }
 
     fn cpu_fwd(
         &self,
-        s1: &CpuStorage,
+        s1: &mut CpuStorage,
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let state = f32_data(s1, l1, self.name())?;
+    ) -> candle_core::Result<()> {
         let inputs = f32_data(s2, l2, self.name())?;
+        let state = f32_data_mut(s1, l1, self.name())?;
         let (h, n) = (self.heads, self.head_size);
         let (slots, b, t, c) = l2.shape().dims4()?;
         let expected_slots = if self.params.v0.is_some() {
@@ -124,10 +149,6 @@ impl CustomOp2 for Wkv7<'_> {
                 l2.dims()
             )
         }
-        let mut out = vec![0f32; b * t * c + b * h * n * n];
-        let shape = Shape::from(out.len());
-        let (y, new_state) = out.split_at_mut(b * t * c);
-        new_state.copy_from_slice(state);
         let ctx = Ctx {
             inputs,
             params: self.params,
@@ -144,14 +165,11 @@ impl CustomOp2 for Wkv7<'_> {
         // Outputs of one task are strided in `y`; collecting them per task and
         // scattering afterwards keeps the kernel free of unsafe aliasing.
         let per_task: Vec<Vec<f32>> = if t * b * h >= 64 {
-            new_state
-                .par_chunks_mut(n * n)
-                .enumerate()
-                .map(run)
-                .collect()
+            state.par_chunks_mut(n * n).enumerate().map(run).collect()
         } else {
-            new_state.chunks_mut(n * n).enumerate().map(run).collect()
+            state.chunks_mut(n * n).enumerate().map(run).collect()
         };
+        let mut y = vec![0f32; b * t * c];
         for (task, ys) in per_task.iter().enumerate() {
             let (bi, hi) = (task / h, task % h);
             for (ti, yt) in ys.chunks_exact(n).enumerate() {
@@ -159,7 +177,8 @@ impl CustomOp2 for Wkv7<'_> {
                 y[at..at + n].copy_from_slice(yt);
             }
         }
-        Ok((CpuStorage::F32(out), shape))
+        *self.y.lock().map_err(|_| poisoned())? = y;
+        Ok(())
     }
 }
 
@@ -222,11 +241,20 @@ fn run_head_generic<F: MulAdd>(ctx: &Ctx<'_>, b: usize, h: usize, s: &mut [f32],
         ln_b: &p.ln_b[ch],
     };
     let mut scratch = Scratch::new(n);
-    // The state is stored [value i, key j] (the official layout). Walking it key-major
-    // makes every step below an operation on whole rows of length N over i, with no
-    // horizontal sums: `S·x = Σ_j x[j]·S[:, j]`.
-    let mut st = vec![0f32; n * n];
-    transpose(s, &mut st, n);
+    // The state is stored [value i, key j] (the official layout). For a chunk of
+    // tokens it pays to walk it key-major: every step is then an operation on whole
+    // columns of length N, with no horizontal sums (`S·x = Σ_j x[j]·S[:, j]`). The two
+    // transposes that costs are more than a whole token's work, so a few tokens (a
+    // decode step) use the rows as they are.
+    let key_major = ctx.seq >= KEY_MAJOR_MIN_TOKENS;
+    let mut transposed = Vec::new();
+    let state: &mut [f32] = if key_major {
+        transposed.resize(n * n, 0.0);
+        transpose(s, &mut transposed, n);
+        &mut transposed
+    } else {
+        s
+    };
     for (t, out) in ys.chunks_exact_mut(n).enumerate() {
         let at = (b * ctx.seq + t) * c + h * n;
         let input = |slot: usize| &ctx.inputs[slot * slot_len + at..slot * slot_len + at + n];
@@ -241,9 +269,17 @@ fn run_head_generic<F: MulAdd>(ctx: &Ctx<'_>, b: usize, h: usize, s: &mut [f32],
                 .v0
                 .map(|_| (input(slot::VALUE_RESIDUAL), input(slot::V_FIRST))),
         };
-        token_step::<F>(&params, &token, &mut scratch, &mut st, out);
+        prepare(&params, &token, &mut scratch);
+        if key_major {
+            recur_key_major::<F>(&mut scratch, state, token.r);
+        } else {
+            recur_row_major::<F>(&mut scratch, state, token.r);
+        }
+        finish(&params, &token, &mut scratch, out);
     }
-    transpose(&st, s, n);
+    if key_major {
+        transpose(&transposed, s, n);
+    }
 }
 
 /// One head's slice (length N) of the per-channel parameters.
@@ -301,39 +337,88 @@ impl Scratch {
     }
 }
 
-/// One token for one head. `st` is the state transposed (`st[j*N + i] = S[i, j]`).
+/// The per-channel activations of one (token, head): decay, in-context rate, the
+/// adjusted key and value, and the normalised key.
 #[inline(always)]
-fn token_step<F: MulAdd>(
-    p: &HeadParams<'_>,
-    x: &TokenInputs<'_>,
-    sc: &mut Scratch,
-    st: &mut [f32],
-    out: &mut [f32],
-) {
-    let n = out.len();
+fn prepare(p: &HeadParams<'_>, x: &TokenInputs<'_>, sc: &mut Scratch) {
+    let n = sc.w.len();
+    // Re-slicing everything to length n lets the compiler drop the bounds checks, and
+    // with them vectorise these loops.
+    let (a0, w0, k_k, k_a) = (&p.a0[..n], &p.w0[..n], &p.k_k[..n], &p.k_a[..n]);
+    let (iclr, decay, k_in, v_in) = (&x.iclr[..n], &x.decay[..n], &x.k[..n], &x.v[..n]);
+    let (w, a, k, v) = (
+        &mut sc.w[..n],
+        &mut sc.a[..n],
+        &mut sc.k[..n],
+        &mut sc.v[..n],
+    );
+    let (neg_kk, kka) = (&mut sc.neg_kk[..n], &mut sc.kka[..n]);
     for j in 0..n {
-        let a = sigmoid(p.a0[j] + x.iclr[j]);
-        sc.w[j] = exp(-DECAY_SCALE * sigmoid(p.w0[j] + x.decay[j]));
-        sc.a[j] = a;
-        sc.neg_kk[j] = x.k[j] * p.k_k[j];
-        sc.k[j] = x.k[j] * (1.0 + (a - 1.0) * p.k_a[j]);
+        let aj = sigmoid(a0[j] + iclr[j]);
+        w[j] = exp(-DECAY_SCALE * sigmoid(w0[j] + decay[j]));
+        a[j] = aj;
+        neg_kk[j] = k_in[j] * k_k[j];
+        k[j] = k_in[j] * (1.0 + (aj - 1.0) * k_a[j]);
     }
     match (x.value_residual, p.v0) {
         (Some((vr, v_first)), Some(v0)) => {
+            let (vr, v_first, v0) = (&vr[..n], &v_first[..n], &v0[..n]);
             for j in 0..n {
-                let v = x.v[j];
-                sc.v[j] = v + (v_first[j] - v) * sigmoid(v0[j] + vr[j]);
+                let vj = v_in[j];
+                v[j] = vj + (v_first[j] - vj) * sigmoid(v0[j] + vr[j]);
             }
         }
-        _ => sc.v.copy_from_slice(x.v),
+        _ => v.copy_from_slice(v_in),
     }
-    let inv_norm = 1.0 / dot(&sc.neg_kk, &sc.neg_kk).sqrt().max(NORMALIZE_EPS);
+    let inv_norm = 1.0 / dot(neg_kk, neg_kk).sqrt().max(NORMALIZE_EPS);
     for j in 0..n {
-        let kk = sc.neg_kk[j] * inv_norm;
-        sc.kka[j] = kk * sc.a[j];
-        sc.neg_kk[j] = -kk;
+        let kk = neg_kk[j] * inv_norm;
+        kka[j] = kk * a[j];
+        neg_kk[j] = -kk;
     }
+}
 
+/// The state update and output for one (token, head), on the key-major (transposed)
+/// state `st[j*N + i] = S[i, j]`; leaves `y` in `sc.y`.
+///
+/// Rows are taken [`ROW_BLOCK`] at a time, so that the block's `S·(-κ)`, value and
+/// output stay in vector registers while the columns stream past.
+#[inline(always)]
+fn recur_key_major<F: MulAdd>(sc: &mut Scratch, st: &mut [f32], r: &[f32]) {
+    let n = sc.y.len();
+    if !n.is_multiple_of(ROW_BLOCK) {
+        return recur_key_major_any::<F>(sc, st, r);
+    }
+    let (w, kka, k, neg_kk) = (&sc.w[..n], &sc.kka[..n], &sc.k[..n], &sc.neg_kk[..n]);
+    let r = &r[..n];
+    for i0 in (0..n).step_by(ROW_BLOCK) {
+        let mut sa = [0f32; ROW_BLOCK];
+        for (j, &nk) in neg_kk.iter().enumerate() {
+            let col = &st[j * n + i0..j * n + i0 + ROW_BLOCK];
+            for l in 0..ROW_BLOCK {
+                sa[l] = F::mul_add(col[l], nk, sa[l]);
+            }
+        }
+        let mut v = [0f32; ROW_BLOCK];
+        v.copy_from_slice(&sc.v[i0..i0 + ROW_BLOCK]);
+        let mut y = [0f32; ROW_BLOCK];
+        for j in 0..n {
+            let col = &mut st[j * n + i0..j * n + i0 + ROW_BLOCK];
+            let (w, kka, k, r) = (w[j], kka[j], k[j], r[j]);
+            for l in 0..ROW_BLOCK {
+                let new = F::mul_add(v[l], k, F::mul_add(sa[l], kka, col[l] * w));
+                col[l] = new;
+                y[l] = F::mul_add(new, r, y[l]);
+            }
+        }
+        sc.y[i0..i0 + ROW_BLOCK].copy_from_slice(&y);
+    }
+}
+
+/// [`recur_key_major`] for head sizes that are not a multiple of [`ROW_BLOCK`].
+#[inline(always)]
+fn recur_key_major_any<F: MulAdd>(sc: &mut Scratch, st: &mut [f32], r: &[f32]) {
+    let n = sc.y.len();
     // sa = S·(-κ), from the state before this token.
     sc.sa.fill(0.0);
     for (col, &nk) in st.chunks_exact(n).zip(&sc.neg_kk) {
@@ -344,26 +429,64 @@ fn token_step<F: MulAdd>(
     // S[:, j] = S[:, j]·w[j] + sa·(κa)[j] + v·k[j];  y = S·r.
     sc.y.fill(0.0);
     for (j, col) in st.chunks_exact_mut(n).enumerate() {
-        let (w, kka, k, r) = (sc.w[j], sc.kka[j], sc.k[j], x.r[j]);
+        let (w, kka, k, r) = (sc.w[j], sc.kka[j], sc.k[j], r[j]);
         for (((s, &sa), &v), y) in col.iter_mut().zip(&sc.sa).zip(&sc.v).zip(sc.y.iter_mut()) {
             let new = F::mul_add(v, k, F::mul_add(sa, kka, *s * w));
             *s = new;
             *y = F::mul_add(new, r, *y);
         }
     }
+}
 
-    let mean = sum(&sc.y) / n as f32;
-    for y in sc.y.iter_mut() {
-        *y -= mean;
+/// The same on the state as stored, `s[i*N + j] = S[i, j]`, one row at a time.
+#[inline(always)]
+fn recur_row_major<F: MulAdd>(sc: &mut Scratch, s: &mut [f32], r: &[f32]) {
+    let n = sc.y.len();
+    for (i, row) in s.chunks_exact_mut(n).enumerate() {
+        let sa = dot_fma::<F>(row, &sc.neg_kk);
+        let vi = sc.v[i];
+        for (((s, &w), &kka), &k) in row.iter_mut().zip(&sc.w).zip(&sc.kka).zip(&sc.k) {
+            *s = F::mul_add(vi, k, F::mul_add(sa, kka, *s * w));
+        }
+        sc.y[i] = dot_fma::<F>(row, r);
     }
-    let inv_std = 1.0 / (dot(&sc.y, &sc.y) / n as f32 + GROUP_NORM_EPS).sqrt();
-    let mut bonus = 0f32;
-    for j in 0..n {
-        bonus += x.r[j] * sc.k[j] * p.r_k[j];
+}
+
+#[inline(always)]
+fn dot_fma<F: MulAdd>(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let mut rest = 0f32;
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        rest = F::mul_add(*x, *y, rest);
     }
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] = F::mul_add(x[l], y[l], acc[l]);
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+/// GroupNorm of `y` over the head, bonus term and gate, into `out`.
+#[inline(always)]
+fn finish(p: &HeadParams<'_>, x: &TokenInputs<'_>, sc: &mut Scratch, out: &mut [f32]) {
+    let n = out.len();
+    let y = &mut sc.y[..n];
+    let mean = sum(y) / n as f32;
+    for yj in y.iter_mut() {
+        *yj -= mean;
+    }
+    let inv_std = 1.0 / (dot(y, y) / n as f32 + GROUP_NORM_EPS).sqrt();
+    let (r, r_k, gate) = (&x.r[..n], &p.r_k[..n], &x.gate[..n]);
+    let (ln_w, ln_b, k, v) = (&p.ln_w[..n], &p.ln_b[..n], &sc.k[..n], &sc.v[..n]);
+    let mut bonus = [0f32; 8];
     for j in 0..n {
-        let y = sc.y[j] * inv_std * p.ln_w[j] + p.ln_b[j] + bonus * sc.v[j];
-        out[j] = y * x.gate[j];
+        bonus[j % 8] += r[j] * k[j] * r_k[j];
+    }
+    let bonus: f32 = bonus.iter().sum();
+    for j in 0..n {
+        out[j] = (y[j] * inv_std * ln_w[j] + ln_b[j] + bonus * v[j]) * gate[j];
     }
 }
 
@@ -465,10 +588,17 @@ mod tests {
     }
 
     #[test]
-    fn kernel_matches_a_plain_f64_reference_for_odd_head_sizes() {
+    fn kernel_matches_a_plain_f64_reference_for_odd_head_sizes_and_both_walks() {
         // Head sizes that are and are not multiples of the vector width; both layer kinds.
-        for (h, n, residual) in [(2, 20, true), (3, 16, false), (1, 37, true)] {
-            let (t, c) = (7, h * n);
+        // 7 tokens walk the state key-major, 1 and 2 row-major.
+        for (h, n, residual, t) in [
+            (2, 20, true, 7),
+            (3, 16, false, 7),
+            (1, 37, true, 7),
+            (2, 20, true, 1),
+            (1, 37, false, 2),
+        ] {
+            let c = h * n;
             let params = WkvParams {
                 w0: pseudo(1, c, 3.0),
                 a0: pseudo(2, c, 1.0),
@@ -492,12 +622,9 @@ mod tests {
             let flat: Vec<f32> = inputs.concat();
             let x = Tensor::from_vec(flat, (slots, 1, t, c), &dev).unwrap();
             let s = Tensor::from_vec(state0.clone(), (1, h, n, n), &dev).unwrap();
-            let op = Wkv7 {
-                heads: h,
-                head_size: n,
-                params: &params,
-            };
-            let (y, s1) = wkv7(&s, &x, &op).unwrap();
+            let op = Wkv7::new(h, n, &params);
+            let y = wkv7(&s, &x, &op).unwrap();
+            let s1 = s;
             let y = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             let s1 = s1.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             let inputs64: Vec<Vec<f64>> = inputs

@@ -208,6 +208,34 @@ fn a_saved_state_resumes_exactly() {
 }
 
 #[test]
+fn a_cloned_state_is_independent() {
+    let (model, golden) = (load("tiny"), Golden::load("tiny"));
+    let (prefix, rest) = golden.tokens.split_at(4);
+    let mut state = State::new(model.config(), 1, &Device::Cpu).unwrap();
+    model
+        .forward(&row(prefix), &mut state, Logits::Last)
+        .unwrap();
+    let copy = state.try_clone().unwrap();
+    let before = copy.layers[0]
+        .wkv
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    model.forward(&row(rest), &mut state, Logits::Last).unwrap();
+    let after = copy.layers[0]
+        .wkv
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_eq!(
+        before, after,
+        "the WKV state is updated in place; clones must not share it"
+    );
+}
+
+#[test]
 fn state_bytes_are_the_analytic_size() {
     let model = load("tiny");
     let c = model.config();

@@ -22,8 +22,11 @@ impl SimpleBackend for Random {
         if name.ends_with("norm.weight") {
             return Tensor::ones(s, dtype, dev);
         }
-        let fan_in = *s.dims().last().unwrap_or(&1) as f64;
-        Tensor::randn(0f32, (1.0 / fan_in.sqrt()) as f32, s, dev)?.to_dtype(dtype)
+        // Uniform on +-sqrt(3 / fan_in): unit-variance outputs, cheaper to draw than normals.
+        let a = (3.0 / *s.dims().last().unwrap_or(&1) as f64).sqrt();
+        Tensor::rand(-1f32, 1f32, s, dev)?
+            .affine(a, 0.0)?
+            .to_dtype(dtype)
     }
 
     fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {

@@ -52,39 +52,84 @@ pub struct Config {
     pub checkpoint_dtype: Option<DType>,
 }
 
-/// One preset shape: `(name, layers, width, vocab, heads, kv_heads, intermediate,
-/// max_position_embeddings)`. Matched in parameter count to the RWKV-7 presets of the
-/// same name (the harness checks that they agree with its own preset table).
-const PRESETS: &[(&str, usize, usize, usize, usize, usize, usize, usize)] = &[
-    ("tiny", 4, 128, 512, 2, 2, 392, 8192),
-    ("0.1b", 12, 768, 65536, 12, 12, 2240, 32768),
-    ("0.4b", 24, 1024, 65536, 16, 16, 2928, 32768),
-    ("1.5b", 24, 2048, 65536, 32, 32, 5808, 32768),
+/// The shape of one random-weight preset, matched in parameter count to the RWKV-7
+/// preset of the same name (the harness checks that they agree with its own table).
+struct PresetShape {
+    name: &'static str,
+    layers: usize,
+    width: usize,
+    vocab: usize,
+    heads: usize,
+    kv_heads: usize,
+    intermediate: usize,
+    max_position_embeddings: usize,
+}
+
+const PRESETS: &[PresetShape] = &[
+    PresetShape {
+        name: "tiny",
+        layers: 4,
+        width: 128,
+        vocab: 512,
+        heads: 2,
+        kv_heads: 2,
+        intermediate: 392,
+        max_position_embeddings: 8192,
+    },
+    PresetShape {
+        name: "0.1b",
+        layers: 12,
+        width: 768,
+        vocab: 65536,
+        heads: 12,
+        kv_heads: 12,
+        intermediate: 2240,
+        max_position_embeddings: 32768,
+    },
+    PresetShape {
+        name: "0.4b",
+        layers: 24,
+        width: 1024,
+        vocab: 65536,
+        heads: 16,
+        kv_heads: 16,
+        intermediate: 2928,
+        max_position_embeddings: 32768,
+    },
+    PresetShape {
+        name: "1.5b",
+        layers: 24,
+        width: 2048,
+        vocab: 65536,
+        heads: 32,
+        kv_heads: 32,
+        intermediate: 5808,
+        max_position_embeddings: 32768,
+    },
 ];
 
 impl Config {
     /// A named random-weight preset: `tiny`, `0.1b`, `0.4b`, `1.5b` (Llama layout,
     /// untied head, no biases, rope theta 1e4, eps 1e-5).
     pub fn preset(name: &str) -> Result<Self> {
-        let &(_, layers, width, vocab, heads, kv_heads, intermediate, max_pos) =
-            PRESETS.iter().find(|p| p.0 == name).ok_or_else(|| {
-                Error::Unsupported(format!(
-                    "unknown preset `{name}` (known: {})",
-                    Self::preset_names().join(", ")
-                ))
-            })?;
+        let p = PRESETS.iter().find(|p| p.name == name).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "unknown preset `{name}` (known: {})",
+                Self::preset_names().join(", ")
+            ))
+        })?;
         Ok(Self {
-            vocab_size: vocab,
-            hidden_size: width,
-            intermediate_size: intermediate,
-            num_hidden_layers: layers,
-            num_attention_heads: heads,
-            num_key_value_heads: kv_heads,
-            head_dim: width / heads,
+            vocab_size: p.vocab,
+            hidden_size: p.width,
+            intermediate_size: p.intermediate,
+            num_hidden_layers: p.layers,
+            num_attention_heads: p.heads,
+            num_key_value_heads: p.kv_heads,
+            head_dim: p.width / p.heads,
             rms_norm_eps: 1e-5,
             rope_theta: 10_000.0,
             rope_scaling: None,
-            max_position_embeddings: max_pos,
+            max_position_embeddings: p.max_position_embeddings,
             tie_word_embeddings: false,
             qkv_bias: false,
             o_bias: false,
@@ -95,7 +140,7 @@ impl Config {
 
     /// The names [`Config::preset`] accepts.
     pub fn preset_names() -> Vec<&'static str> {
-        PRESETS.iter().map(|p| p.0).collect()
+        PRESETS.iter().map(|p| p.name).collect()
     }
 
     /// The `tiny` preset, for tests.
@@ -166,7 +211,10 @@ impl Config {
                 return Err(Error::key(key, "must be positive"));
             }
         }
-        if self.num_attention_heads % self.num_key_value_heads != 0 {
+        if !self
+            .num_attention_heads
+            .is_multiple_of(self.num_key_value_heads)
+        {
             return Err(Error::key(
                 "num_key_value_heads",
                 format!(
@@ -175,7 +223,7 @@ impl Config {
                 ),
             ));
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return Err(Error::key(
                 "head_dim",
                 format!(
@@ -184,10 +232,10 @@ impl Config {
                 ),
             ));
         }
-        if !(self.rms_norm_eps > 0.0) {
+        if self.rms_norm_eps.is_nan() || self.rms_norm_eps <= 0.0 {
             return Err(Error::key("rms_norm_eps", "must be positive"));
         }
-        if !(self.rope_theta > 0.0) {
+        if self.rope_theta.is_nan() || self.rope_theta <= 0.0 {
             return Err(Error::key("rope_theta", "must be positive"));
         }
         Ok(())
@@ -272,10 +320,10 @@ fn rope_section(section: &str, map: &Map<String, Value>) -> Result<Option<Llama3
                 high_freq_factor: number(map, section, "high_freq_factor")?,
                 original_max_position_embeddings: original as usize,
             };
-            if !(scaling.factor > 0.0)
-                || !(scaling.high_freq_factor > scaling.low_freq_factor)
-                || scaling.original_max_position_embeddings == 0
-            {
+            let valid = scaling.factor > 0.0
+                && scaling.high_freq_factor > scaling.low_freq_factor
+                && scaling.original_max_position_embeddings > 0;
+            if !valid {
                 return Err(Error::key(
                     section,
                     "llama3 scaling needs factor > 0, high_freq_factor > low_freq_factor \
@@ -396,7 +444,7 @@ impl HfConfig {
         }
         let head_dim = match self.head_dim {
             Some(hd) => hd,
-            None if self.hidden_size % self.num_attention_heads == 0 => {
+            None if self.hidden_size.is_multiple_of(self.num_attention_heads) => {
                 self.hidden_size / self.num_attention_heads
             }
             None => {

@@ -150,46 +150,40 @@ impl candle_core::CustomOp3 for FusedAttention {
         };
         let (b, tq, hq, hd) = ql.shape().dims4()?;
         let hkv = kl.shape().dims()[1];
-        let dims = Dims {
+        let rep = hq / hkv;
+        let ctx = Context {
+            q: &q[q0..q1],
+            k,
+            v,
+            k_strides: Strides::of(kl)?,
+            v_strides: Strides::of(vl)?,
             tq,
             hq,
             hd,
-            rep: hq / hkv,
+            rep,
             past: self.kv_len - tq,
+            scale: self.scale,
         };
-        let (kst, vst) = (Strides::of(kl)?, Strides::of(vl)?);
-        let q = &q[q0..q1];
-        let block = (KERNEL_ROWS / dims.rep).max(1);
-        let items: Vec<(usize, usize, usize)> = (0..b)
-            .flat_map(|bi| {
-                (0..hkv).flat_map(move |g| (0..tq).step_by(block).map(move |t0| (bi, g, t0)))
+        let block = (KERNEL_ROWS / rep).max(1);
+        let items: Vec<Item> = (0..b)
+            .flat_map(|b| {
+                (0..hkv).flat_map(move |g| {
+                    (0..tq).step_by(block).map(move |t0| Item {
+                        b,
+                        g,
+                        t0,
+                        nq: block.min(tq - t0),
+                    })
+                })
             })
             .collect();
-        let results: Vec<Vec<f32>> = items
-            .par_iter()
-            .map(|&(bi, g, t0)| {
-                let nq = block.min(tq - t0);
-                let kh = &k[kst.offset + bi * kst.batch + g * kst.head..];
-                let vh = &v[vst.offset + bi * vst.batch + g * vst.head..];
-                attend_block(
-                    &dims,
-                    self.scale,
-                    q,
-                    bi,
-                    g,
-                    t0,
-                    nq,
-                    (kh, kst.row),
-                    (vh, vst.row),
-                )
-            })
-            .collect();
-        // Scatter each block's rows (position-major, then head) into (B, Tq, Hq, hd).
+        let results: Vec<Vec<f32>> = items.par_iter().map(|&it| ctx.attend(it)).collect();
+        // Scatter each item's rows (position-major, then head) into (B, Tq, Hq, hd).
         let mut out = vec![0f32; b * tq * hq * hd];
-        for (&(bi, g, t0), rows) in items.iter().zip(&results) {
+        for (it, rows) in items.iter().zip(&results) {
             for (i, row) in rows.chunks_exact(hd).enumerate() {
-                let (t, r) = (t0 + i / dims.rep, i % dims.rep);
-                let at = ((bi * tq + t) * hq + g * dims.rep + r) * hd;
+                let (t, r) = (it.t0 + i / rep, i % rep);
+                let at = ((it.b * tq + t) * hq + it.g * rep + r) * hd;
                 out[at..at + hd].copy_from_slice(row);
             }
         }
@@ -197,7 +191,15 @@ impl candle_core::CustomOp3 for FusedAttention {
     }
 }
 
-struct Dims {
+/// Everything a work item reads.
+struct Context<'a> {
+    /// `(B, Tq, Hq, hd)` contiguous.
+    q: &'a [f32],
+    /// Whole cache buffers, addressed through the strides.
+    k: &'a [f32],
+    v: &'a [f32],
+    k_strides: Strides,
+    v_strides: Strides,
     tq: usize,
     hq: usize,
     hd: usize,
@@ -205,92 +207,104 @@ struct Dims {
     rep: usize,
     /// Position of the first query.
     past: usize,
+    scale: f32,
 }
 
-/// One work item: queries `t0 .. t0 + nq` of every head in kv group `g` of sequence
-/// `bi`. Returns `(nq * rep, hd)` outputs, row `i` = position `t0 + i / rep`, head
-/// `g * rep + i % rep`.
-#[allow(clippy::too_many_arguments)]
-fn attend_block(
-    d: &Dims,
-    scale: f32,
-    q: &[f32],
-    bi: usize,
+/// Queries `t0 .. t0 + nq` of every head in kv group `g` of sequence `b`.
+#[derive(Clone, Copy)]
+struct Item {
+    b: usize,
     g: usize,
     t0: usize,
     nq: usize,
-    (k, k_row): (&[f32], usize),
-    (v, v_row): (&[f32], usize),
-) -> Vec<f32> {
-    let (hd, rep) = (d.hd, d.rep);
-    let m = nq * rep;
-    let kv_end = d.past + t0 + nq;
-    let mut qb = Vec::with_capacity(m * hd);
-    for t in t0..t0 + nq {
-        let at = ((bi * d.tq + t) * d.hq + g * rep) * hd;
-        qb.extend_from_slice(&q[at..at + rep * hd]);
+}
+
+impl Context<'_> {
+    /// The rows of `K` (or `V`) of one sequence and kv head that positions `..kv_end`
+    /// use. Slicing (rather than raw offsets) makes a layout bug a panic, never an
+    /// out-of-bounds read by gemm.
+    fn rows<'s>(&self, buf: &'s [f32], st: Strides, it: Item, kv_end: usize) -> &'s [f32] {
+        let start = st.offset + it.b * st.batch + it.g * st.head;
+        &buf[start..start + (kv_end - 1) * st.row + self.hd]
     }
-    // The last key row read ends at (kv_end - 1) * row + hd; bounds were checked by the
-    // caller (kv_len <= capacity), and the slices below make any violation a panic
-    // rather than an out-of-bounds read.
-    let k = &k[..(kv_end - 1) * k_row + hd];
-    let v = &v[..(kv_end - 1) * v_row + hd];
-    let mut scores = vec![0f32; m * kv_end];
-    // SAFETY: `scores` is (m, kv_end) row-major; `qb` is (m, hd) row-major; `k` holds
-    // kv_end rows of hd values `k_row` apart (read as the (hd, kv_end) matrix K^T).
-    unsafe {
-        gemm::gemm(
-            m,
-            kv_end,
-            hd,
-            scores.as_mut_ptr(),
-            1,
-            kv_end as isize,
-            false,
-            qb.as_ptr(),
-            1,
-            hd as isize,
-            k.as_ptr(),
-            k_row as isize,
-            1,
-            0.0,
-            scale,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
+
+    /// Returns `(nq * rep, hd)` outputs: row `i` is position `t0 + i / rep`, head
+    /// `g * rep + i % rep`.
+    fn attend(&self, it: Item) -> Vec<f32> {
+        let (hd, rep) = (self.hd, self.rep);
+        let m = it.nq * rep;
+        let kv_end = self.past + it.t0 + it.nq;
+        // The heads of a group are adjacent in q, so each position contributes one run.
+        let mut qb = Vec::with_capacity(m * hd);
+        for t in it.t0..it.t0 + it.nq {
+            let at = ((it.b * self.tq + t) * self.hq + it.g * rep) * hd;
+            qb.extend_from_slice(&self.q[at..at + rep * hd]);
+        }
+        let (k, k_row) = (
+            self.rows(self.k, self.k_strides, it, kv_end),
+            self.k_strides.row,
         );
-    }
-    for (i, row) in scores.chunks_exact_mut(kv_end).enumerate() {
-        softmax_prefix(row, d.past + t0 + i / rep + 1);
-    }
-    let mut out = vec![0f32; m * hd];
-    // SAFETY: `out` is (m, hd) row-major; `scores` is (m, kv_end) row-major; `v` holds
-    // kv_end rows of hd values `v_row` apart.
-    unsafe {
-        gemm::gemm(
-            m,
-            hd,
-            kv_end,
-            out.as_mut_ptr(),
-            1,
-            hd as isize,
-            false,
-            scores.as_ptr(),
-            1,
-            kv_end as isize,
-            v.as_ptr(),
-            1,
-            v_row as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
+        let (v, v_row) = (
+            self.rows(self.v, self.v_strides, it, kv_end),
+            self.v_strides.row,
         );
+        let mut scores = vec![0f32; m * kv_end];
+        // SAFETY: `scores` is (m, kv_end) row-major; `qb` is (m, hd) row-major; `k` holds
+        // kv_end rows of hd values `k_row` apart, read as the (hd, kv_end) matrix K^T.
+        unsafe {
+            gemm::gemm(
+                m,
+                kv_end,
+                hd,
+                scores.as_mut_ptr(),
+                1,
+                kv_end as isize,
+                false,
+                qb.as_ptr(),
+                1,
+                hd as isize,
+                k.as_ptr(),
+                k_row as isize,
+                1,
+                0.0,
+                self.scale,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        for (i, row) in scores.chunks_exact_mut(kv_end).enumerate() {
+            softmax_prefix(row, self.past + it.t0 + i / rep + 1);
+        }
+        let mut out = vec![0f32; m * hd];
+        // SAFETY: `out` is (m, hd) row-major; `scores` is (m, kv_end) row-major; `v`
+        // holds kv_end rows of hd values `v_row` apart.
+        unsafe {
+            gemm::gemm(
+                m,
+                hd,
+                kv_end,
+                out.as_mut_ptr(),
+                1,
+                hd as isize,
+                false,
+                scores.as_ptr(),
+                1,
+                kv_end as isize,
+                v.as_ptr(),
+                1,
+                v_row as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        out
     }
-    out
 }
 
 #[cfg(test)]

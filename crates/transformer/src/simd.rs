@@ -14,20 +14,24 @@ fn exp(x: f32) -> f32 {
     // ln 2 split so that `n * LN2_HI` is exact for the n that occur.
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer without a
-    // rounding instruction, which baseline x86-64 lacks.
+    // Adding 1.5 * 2^23 rounds to the nearest integer n (no rounding instruction on
+    // baseline x86-64) and leaves n in the low mantissa bits, from which 2^n is built
+    // with integer adds and shifts: a float-to-int cast would be scalarised.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.336_55, 88.722_83);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4;
     p = p * r + 1.398_199_9e-3;
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // bits(t) = bits(ROUND) + n and bits(ROUND) is a multiple of 2^9, so the low 9 bits
+    // of bits(t) + 127 are the biased exponent n + 127 (in 1..=255 after the clamp).
+    y * f32::from_bits(t.to_bits().wrapping_add(127) << 23)
 }
 
 const LANES: usize = 16;

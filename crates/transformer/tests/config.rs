@@ -59,11 +59,18 @@ fn explicit_head_dim_wins_over_hidden_over_heads() {
     });
 }
 
-/// Edits the Llama fixture's config with `edit` and returns the error text.
-fn rejected(edit: impl Fn(&mut serde_json::Value)) -> String {
+/// Writes the Llama fixture's config with the keys of `patch` set (or removed, for
+/// `remove`) and returns the error text, which must name the file.
+fn rejected(patch: serde_json::Value, remove: Option<&str>) -> String {
     let text = std::fs::read_to_string(fixture("llama_gqa").join("config.json")).unwrap();
     let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    edit(&mut json);
+    let map = json.as_object_mut().unwrap();
+    for (k, v) in patch.as_object().unwrap() {
+        map.insert(k.clone(), v.clone());
+    }
+    if let Some(key) = remove {
+        map.remove(key);
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.json");
     std::fs::write(&path, json.to_string()).unwrap();
@@ -75,89 +82,63 @@ fn rejected(edit: impl Fn(&mut serde_json::Value)) -> String {
 #[test]
 fn unsupported_options_are_errors_naming_the_key() {
     use serde_json::json;
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    let cases = [
         (
             "sliding_window",
-            Box::new(|j| {
-                j["model_type"] = json!("mistral");
-                j["sliding_window"] = json!(4096);
-            }),
+            json!({"model_type": "mistral", "sliding_window": 4096}),
         ),
         (
             "use_sliding_window",
-            Box::new(|j| {
-                j["model_type"] = json!("qwen2");
-                j["use_sliding_window"] = json!(true);
-            }),
+            json!({"model_type": "qwen2", "use_sliding_window": true}),
         ),
         (
             "layer_types",
-            Box::new(|j| {
-                j["layer_types"] = json!(["full_attention", "sliding_attention"]);
-            }),
+            json!({"layer_types": ["full_attention", "sliding_attention"]}),
         ),
         (
             "rope_scaling.rope_type",
-            Box::new(|j| {
-                j["rope_scaling"] = json!({"rope_type": "yarn", "factor": 4.0});
-            }),
+            json!({"rope_scaling": {"rope_type": "yarn", "factor": 4.0}}),
         ),
         (
             "rope_scaling.type",
-            Box::new(|j| {
-                j["rope_scaling"] = json!({"type": "linear", "factor": 2.0});
-            }),
+            json!({"rope_scaling": {"type": "linear", "factor": 2.0}}),
         ),
         (
             "rope_parameters.rope_type",
-            Box::new(|j| {
-                j["rope_parameters"] = json!({"rope_type": "dynamic", "rope_theta": 10000.0});
-            }),
+            json!({"rope_parameters": {"rope_type": "dynamic", "rope_theta": 10000.0}}),
         ),
         (
             "rope_scaling.low_freq_factor",
-            Box::new(|j| {
-                j["rope_scaling"] = json!({"rope_type": "llama3", "factor": 8.0,
-                "high_freq_factor": 4.0, "original_max_position_embeddings": 8192});
-            }),
+            json!({"rope_scaling": {"rope_type": "llama3", "factor": 8.0,
+                "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}}),
         ),
-        ("hidden_act", Box::new(|j| j["hidden_act"] = json!("gelu"))),
-        ("model_type", Box::new(|j| j["model_type"] = json!("gemma"))),
+        ("hidden_act", json!({"hidden_act": "gelu"})),
+        ("model_type", json!({"model_type": "gemma"})),
         (
             "quantization_config",
-            Box::new(|j| {
-                j["quantization_config"] = json!({"quant_method": "gptq"});
-            }),
+            json!({"quantization_config": {"quant_method": "gptq"}}),
         ),
         (
             "partial_rotary_factor",
-            Box::new(|j| j["partial_rotary_factor"] = json!(0.5)),
+            json!({"partial_rotary_factor": 0.5}),
         ),
-        (
-            "torch_dtype",
-            Box::new(|j| j["torch_dtype"] = json!("float64")),
-        ),
-        (
-            "num_key_value_heads",
-            Box::new(|j| j["num_key_value_heads"] = json!(3)),
-        ),
+        ("torch_dtype", json!({"torch_dtype": "float64"})),
+        ("num_key_value_heads", json!({"num_key_value_heads": 3})),
         (
             "rope_theta",
-            Box::new(|j| {
-                j["rope_parameters"] = json!({"rope_type": "default", "rope_theta": 5.0});
-            }),
-        ),
-        (
-            "hidden_size",
-            Box::new(|j| {
-                j.as_object_mut().unwrap().remove("hidden_size");
-            }),
+            json!({"rope_parameters": {"rope_type": "default", "rope_theta": 5.0}}),
         ),
     ];
-    for (key, edit) in cases {
-        let e = rejected(edit);
+    for (key, patch) in cases {
+        let e = rejected(patch, None);
         assert!(e.contains(&format!("`{key}`")), "expected `{key}` in: {e}");
     }
+}
+
+#[test]
+fn missing_required_keys_are_named() {
+    let e = rejected(serde_json::json!({}), Some("hidden_size"));
+    assert!(e.contains("`hidden_size`"), "{e}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 pub mod cell;
 pub mod compare;
+pub mod eval;
 pub mod history;
 pub mod info;
 pub mod logits;

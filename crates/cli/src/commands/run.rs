@@ -20,6 +20,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(d) = args.dtype {
         suite.config.dtype = d.into();
     }
+    let m = suite.config.measure;
+    if !(m.prefill || m.decode || m.memory) {
+        anyhow::bail!(
+            "{} measures no speed or memory (only [accuracy]): run `rwkv-bench eval {}`",
+            args.suite.display(),
+            args.suite.display()
+        );
+    }
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from("reports").join(&suite.config.name));

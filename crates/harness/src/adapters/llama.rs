@@ -252,6 +252,17 @@ mod tests {
     }
 
     #[test]
+    fn has_no_context_limit_unlike_upstream() {
+        use crate::registry::preset_max_seq_len;
+        assert_eq!(preset_max_seq_len("llama:preset=0.1b").unwrap(), None);
+        assert_eq!(
+            preset_max_seq_len("llama-upstream:preset=0.1b").unwrap(),
+            Some(32768)
+        );
+        assert_eq!(tiny().info().max_seq_len, None);
+    }
+
+    #[test]
     fn checkpoint_errors_name_the_file() {
         let spec: ModelSpec = "llama:/nonexistent".parse().unwrap();
         let e = from_path(&spec, Path::new("/nonexistent"), &BuildOptions::default())

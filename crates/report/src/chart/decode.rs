@@ -9,6 +9,7 @@ pub fn chart(results: &Results) -> Option<Chart> {
     (!series.is_empty()).then(|| Chart {
         name: "decode_latency",
         data: PlotData {
+            y_axis: super::YAxis::Log,
             x_axis: XAxis::Lengths,
             title: "Decode latency vs context depth".into(),
             x_label: "context depth (tokens)".into(),

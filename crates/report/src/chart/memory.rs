@@ -10,6 +10,7 @@ pub fn chart(results: &Results) -> Option<Chart> {
     (!series.is_empty()).then(|| Chart {
         name: "peak_rss",
         data: PlotData {
+            y_axis: super::YAxis::Log,
             x_axis: XAxis::Lengths,
             title: "Peak memory vs prompt length".into(),
             x_label: "prompt length (tokens)".into(),

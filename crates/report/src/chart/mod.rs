@@ -2,6 +2,7 @@
 //! into [`PlotData`]; [`render_svg`] and [`render_png`] draw it. Every function returns
 //! `Result`: a chart that cannot be drawn is an error, never a panic.
 
+pub mod accuracy;
 pub mod decode;
 pub mod memory;
 pub mod prefill;
@@ -50,7 +51,16 @@ pub enum XAxis {
     Index,
 }
 
-/// What a chart shows: a log y axis, series with error bars, optional markers.
+/// How the y axis is scaled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum YAxis {
+    /// Log scale covering the data (costs).
+    Log,
+    /// Linear scale over a fixed range (accuracies in `[0, 1]`).
+    Linear { lo: f64, hi: f64 },
+}
+
+/// What a chart shows: a y axis, series with error bars, optional markers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlotData {
     pub title: String,
@@ -61,6 +71,7 @@ pub struct PlotData {
     /// A horizontal reference line (e.g. ratio = 1).
     pub reference_y: Option<(f64, String)>,
     pub markers: Vec<Marker>,
+    pub y_axis: YAxis,
 }
 
 /// Where a chart goes: its size in pixels.
@@ -94,6 +105,7 @@ pub fn charts(results: &Results) -> Vec<Chart> {
         speedup::chart(results),
         memory::chart(results),
         state::chart(results),
+        accuracy::chart(results),
     ]
     .into_iter()
     .flatten()
@@ -199,13 +211,39 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &PlotData) -> R
     root.fill(&WHITE).map_err(chart_error)?;
     let points = || data.series.iter().flat_map(|s| s.points.iter());
     let no_data = || ReportError::Chart(format!("{}: no positive data to plot", data.title));
-    let ys = log_range(
-        points()
-            .flat_map(|p| [p.y, p.lo, p.hi])
-            .chain(data.reference_y.iter().map(|r| r.0)),
-    )
-    .ok_or_else(no_data)?;
-    let ys = legend_headroom(ys, legend_rows(data));
+    match data.y_axis {
+        YAxis::Log => {
+            let ys = log_range(
+                points()
+                    .flat_map(|p| [p.y, p.lo, p.hi])
+                    .chain(data.reference_y.iter().map(|r| r.0)),
+            )
+            .ok_or_else(no_data)?;
+            let ys = legend_headroom(ys, legend_rows(data));
+            draw_x(root, data, ys.clone().log_scale(), ys)
+        }
+        YAxis::Linear { lo, hi } => {
+            // Room above `hi` for the legend.
+            let top = hi + (hi - lo) * (legend_rows(data) as f64 * 0.06 + 0.05);
+            draw_x(root, data, lo..top, lo..top)
+        }
+    }
+}
+
+/// Draws with the x axis of `data` and the given y axis (`ys`: its range).
+fn draw_x<DB, Y>(
+    root: &DrawingArea<DB, Shift>,
+    data: &PlotData,
+    y_spec: Y,
+    ys: std::ops::Range<f64>,
+) -> Result<()>
+where
+    DB: DrawingBackend,
+    Y: AsRangedCoord<Value = f64> + Clone,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    let points = || data.series.iter().flat_map(|s| s.points.iter());
+    let no_data = || ReportError::Chart(format!("{}: no positive data to plot", data.title));
     let xs = points()
         .map(|p| p.x)
         .chain(data.markers.iter().map(|m| m.x));
@@ -221,6 +259,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &PlotData) -> R
                 root,
                 data,
                 range.log_scale().with_key_points(keys),
+                y_spec,
                 ys,
                 &label,
             )
@@ -235,15 +274,16 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &PlotData) -> R
                     String::new()
                 }
             };
-            draw_on(root, data, 0.5..hi + 0.5, ys, &label)
+            draw_on(root, data, 0.5..hi + 0.5, y_spec, ys, &label)
         }
     }
 }
 
-fn draw_on<DB, X>(
+fn draw_on<DB, X, Y>(
     root: &DrawingArea<DB, Shift>,
     data: &PlotData,
     x_spec: X,
+    y_spec: Y,
     ys: std::ops::Range<f64>,
     x_label: &dyn Fn(&f64) -> String,
 ) -> Result<()>
@@ -251,6 +291,8 @@ where
     DB: DrawingBackend,
     X: AsRangedCoord<Value = f64>,
     X::CoordDescType: ValueFormatter<f64>,
+    Y: AsRangedCoord<Value = f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
 {
     let (y0, y1) = (ys.start, ys.end);
     let mut chart = ChartBuilder::on(root)
@@ -258,7 +300,7 @@ where
         .margin(14)
         .x_label_area_size(46)
         .y_label_area_size(78)
-        .build_cartesian_2d(x_spec, ys.log_scale())
+        .build_cartesian_2d(x_spec, y_spec)
         .map_err(chart_error)?;
     let (x0, x1) = {
         let r = chart.x_range();

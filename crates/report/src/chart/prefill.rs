@@ -9,6 +9,7 @@ pub fn chart(results: &Results) -> Option<Chart> {
     (!series.is_empty()).then(|| Chart {
         name: "prefill_time",
         data: PlotData {
+            y_axis: super::YAxis::Log,
             x_axis: XAxis::Lengths,
             title: "Prefill time vs prompt length".into(),
             x_label: "prompt length (tokens)".into(),

@@ -53,6 +53,7 @@ pub fn chart(results: &Results) -> Option<Chart> {
     (!series.is_empty()).then(|| Chart {
         name: "speedup",
         data: PlotData {
+            y_axis: super::YAxis::Log,
             x_axis: XAxis::Lengths,
             title: "RWKV speed-up vs length (above 1: RWKV faster)".into(),
             x_label: "prompt length / context depth (tokens)".into(),

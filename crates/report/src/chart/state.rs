@@ -10,6 +10,7 @@ pub fn chart(results: &Results) -> Option<Chart> {
     (!series.is_empty()).then(|| Chart {
         name: "state_bytes",
         data: PlotData {
+            y_axis: super::YAxis::Log,
             x_axis: XAxis::Lengths,
             title: "State / KV cache size vs prompt length".into(),
             x_label: "prompt length (tokens)".into(),

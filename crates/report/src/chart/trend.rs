@@ -61,6 +61,7 @@ pub fn charts(history: &[Entry]) -> Vec<Chart> {
             (!series.is_empty()).then(|| Chart {
                 name,
                 data: PlotData {
+                    y_axis: super::YAxis::Log,
                     x_axis: XAxis::Index,
                     title: format!("{} over runs", metric.label()),
                     x_label: "run".into(),

@@ -98,6 +98,8 @@ fn view(results: &Results) -> Result<View> {
     tables.extend(tables::metrics(results));
     tables.extend(
         [
+            tables::accuracy(results),
+            tables::perplexity(results),
             tables::scaling(results),
             tables::crossovers(results),
             tables::failures(results),

@@ -90,9 +90,14 @@ impl Exporter for Markdown {
         for t in tables::metrics(results) {
             table(&mut out, &t);
         }
-        for t in [tables::scaling(results), tables::crossovers(results)]
-            .into_iter()
-            .flatten()
+        for t in [
+            tables::accuracy(results),
+            tables::perplexity(results),
+            tables::scaling(results),
+            tables::crossovers(results),
+        ]
+        .into_iter()
+        .flatten()
         {
             table(&mut out, &t);
         }

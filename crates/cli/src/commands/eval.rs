@@ -1,0 +1,226 @@
+//! `rwkv-bench eval`: accuracy across lengths (synthetic tasks, task files, perplexity)
+//! from a suite's `[accuracy]` section or from flags; writes results.json (after every
+//! cell, so `--resume` can pick up an interrupted run) and the report, prints the
+//! accuracy tables and the gates. Exit 0 = every gate passed, 1 = a gate failed (or an
+//! error), 2 = unusable input.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use harness::eval::config::{AccuracyConfig, CorpusConfig, Gate, TaskFileConfig};
+use harness::eval::{gate, run_eval, EvalOptions};
+use harness::results::{Metric, Results};
+use harness::suite::{Dtype, Limits, Measure, Sampling, Suite, SuiteConfig};
+use report::export::markdown::table;
+use report::tables;
+
+use crate::cli::EvalArgs;
+use crate::eval_progress::EvalBars;
+
+/// `TASK=SCORE` from `--min`.
+fn parse_min(s: &str) -> anyhow::Result<Gate> {
+    let (task, min) = s
+        .split_once('=')
+        .with_context(|| format!("--min `{s}`: expected TASK=SCORE, e.g. passkey=0.9"))?;
+    let min: f64 = min
+        .trim()
+        .parse()
+        .ok()
+        .filter(|m: &f64| m.is_finite())
+        .with_context(|| format!("--min `{s}`: `{min}` is not a number"))?;
+    Ok(Gate {
+        task: task.trim().to_string(),
+        model: None,
+        metric: Metric::Accuracy,
+        seq_len: None,
+        min: Some(min),
+        max: None,
+    })
+}
+
+/// The suite from flags alone.
+fn one_off(args: &EvalArgs) -> anyhow::Result<SuiteConfig> {
+    if args.model.is_empty() {
+        bail!("give a suite file, or --model SPEC with --task, --task-file or --text");
+    }
+    if args.task.is_empty() && args.task_file.is_empty() && args.text.is_empty() {
+        bail!("--model needs something to evaluate: --task, --task-file or --text");
+    }
+    if args.lengths.is_empty() && !(args.task.is_empty() && args.text.is_empty()) {
+        bail!("--task and --text need --lengths, e.g. --lengths 1k,4k");
+    }
+    Ok(SuiteConfig {
+        name: "eval".into(),
+        description: "one-off `rwkv-bench eval`".into(),
+        models: Vec::new(),
+        seq_lens: Vec::new(),
+        dtype: Dtype::F32,
+        threads: 0,
+        seed: 0,
+        measure: Measure {
+            prefill: false,
+            decode: false,
+            memory: false,
+        },
+        sampling: Sampling::default(),
+        limits: Limits::default(),
+        accuracy: Some(AccuracyConfig::default()),
+    })
+}
+
+/// Applies the flags to a suite (loaded or one-off). Returns whether anything changed.
+fn apply_flags(config: &mut SuiteConfig, args: &EvalArgs) -> anyhow::Result<bool> {
+    let acc = config.accuracy.get_or_insert_with(AccuracyConfig::default);
+    let before = (
+        config.models.clone(),
+        config.seq_lens.clone(),
+        config.seed,
+        config.dtype,
+        acc.clone(),
+    );
+    if !args.model.is_empty() {
+        config.models = args.model.clone();
+    }
+    if !args.lengths.is_empty() {
+        config.seq_lens = args.lengths.clone();
+    }
+    if !args.task.is_empty() {
+        acc.tasks = args.task.iter().map(|&t| t.into()).collect();
+    }
+    acc.task_files
+        .extend(args.task_file.iter().map(|p| TaskFileConfig {
+            path: p.clone(),
+            name: None,
+        }));
+    acc.corpora.extend(args.text.iter().map(|p| CorpusConfig {
+        path: p.clone(),
+        name: None,
+    }));
+    if let Some(n) = args.examples {
+        acc.params.examples = n;
+    }
+    if !args.depths.is_empty() {
+        acc.params.depths = args.depths.clone();
+    }
+    for m in &args.min {
+        acc.gates.push(parse_min(m)?);
+    }
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    if let Some(d) = args.dtype {
+        config.dtype = d.into();
+    }
+    let acc = config.accuracy.clone().unwrap_or_default();
+    Ok(before
+        != (
+            config.models.clone(),
+            config.seq_lens.clone(),
+            config.seed,
+            config.dtype,
+            acc,
+        ))
+}
+
+fn print_tables(results: &Results) {
+    let mut out = String::new();
+    for t in [tables::accuracy(results), tables::perplexity(results)]
+        .into_iter()
+        .flatten()
+    {
+        table(&mut out, &t);
+    }
+    println!("{out}");
+    for m in results
+        .models
+        .iter()
+        .filter(|m| m.weights.starts_with("random"))
+    {
+        println!(
+            "note: {} has random weights: its scores are chance level, not findings \
+             (evaluate a trained checkpoint for accuracy)",
+            m.spec
+        );
+    }
+}
+
+pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let (path, mut config, source) = match &args.suite {
+        Some(path) => {
+            let suite = Suite::load(path)?;
+            (path.clone(), suite.config, Some(suite.source))
+        }
+        None => (PathBuf::from("<command line>"), one_off(&args)?, None),
+    };
+    let changed = apply_flags(&mut config, &args)?;
+    let suite = match source {
+        Some(source) if !changed => Suite::parse(&path, source)?,
+        _ => Suite::from_config(&path, config)?,
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("reports").join(&suite.config.name));
+    let opts = EvalOptions {
+        results: out.join("results.json"),
+        resume: args.resume,
+    };
+    let mut bars = EvalBars::new();
+    let results = run_eval(&suite, &opts, &mut bars);
+    bars.finish();
+    let results = results?;
+    let written = report::write_report(&results, &out)
+        .with_context(|| format!("writing the report into {}", out.display()))?;
+
+    print_tables(&results);
+    println!(
+        "wrote {}, {} and {}",
+        opts.results.display(),
+        written.html.display(),
+        written.markdown.display()
+    );
+    if !results.failures.is_empty() {
+        println!(
+            "{} cells failed (see above); the others were recorded",
+            results.failures.len()
+        );
+    }
+    let gates = suite
+        .config
+        .accuracy
+        .as_ref()
+        .map(|a| gate::check(&results, &a.gates))
+        .unwrap_or_default();
+    if gates.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut failed = 0;
+    println!("\ngates:");
+    for g in &gates {
+        let bound = match (g.min, g.max) {
+            (Some(lo), Some(hi)) => format!("in [{lo}, {hi}]"),
+            (Some(lo), None) => format!(">= {lo}"),
+            (None, Some(hi)) => format!("<= {hi}"),
+            (None, None) => String::new(),
+        };
+        let score = g.score.map_or("not measured".to_string(), |s| {
+            format!("{s:.3} (n={})", g.n)
+        });
+        let at = g.seq_len.map(|l| format!(" @ {l}")).unwrap_or_default();
+        println!(
+            "  {} {} {}{at} {}: {score}, must be {bound}",
+            if g.passed { "pass" } else { "FAIL" },
+            g.model,
+            g.task,
+            g.metric.label()
+        );
+        failed += usize::from(!g.passed);
+    }
+    if failed > 0 {
+        eprintln!("Error: {failed} of {} gates failed", gates.len());
+        return Ok(ExitCode::from(1));
+    }
+    println!("all {} gates passed", gates.len());
+    Ok(ExitCode::SUCCESS)
+}

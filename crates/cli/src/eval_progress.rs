@@ -1,0 +1,115 @@
+//! Progress bars for an evaluation: one overall bar (cells) and one per cell (items).
+
+use harness::eval::{EvalCell, EvalObserver};
+use harness::results::{Metric, Record};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+pub struct EvalBars {
+    multi: MultiProgress,
+    overall: Option<ProgressBar>,
+    cell: Option<ProgressBar>,
+}
+
+impl EvalBars {
+    pub fn new() -> Self {
+        Self {
+            multi: MultiProgress::new(),
+            overall: None,
+            cell: None,
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if let Some(o) = self.overall.take() {
+            o.finish_and_clear();
+        }
+    }
+
+    fn overall(&mut self, index: usize, total: usize) -> &ProgressBar {
+        let bar = self.overall.get_or_insert_with(|| {
+            let bar = self.multi.add(ProgressBar::new(total as u64));
+            bar.set_style(
+                ProgressStyle::with_template("eval [{bar:30}] {pos}/{len} cells, {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar
+        });
+        bar.set_position(index as u64);
+        bar
+    }
+
+    fn line(&self, line: String) {
+        match &self.overall {
+            Some(o) if !o.is_hidden() => o.println(line),
+            // Without a terminal the bars are hidden; the lines still belong in the log.
+            _ => eprintln!("{line}"),
+        }
+    }
+}
+
+/// `accuracy 0.80 (n=10)` or `bits/byte 1.23` for the cell's headline records.
+fn headline(records: &[Record]) -> String {
+    let acc: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.metric == Metric::Accuracy)
+        .collect();
+    if !acc.is_empty() {
+        let n: usize = acc.iter().map(|r| r.samples.len()).sum();
+        let k: f64 = acc.iter().flat_map(|r| r.samples.iter()).sum();
+        return format!("accuracy {:.2} ({k:.0}/{n})", k / n.max(1) as f64);
+    }
+    records
+        .iter()
+        .find(|r| r.metric == Metric::BitsPerByte)
+        .map(|r| format!("{:.3} bits/byte", r.summary.mean))
+        .unwrap_or_default()
+}
+
+impl EvalObserver for EvalBars {
+    fn model_loading(&mut self, model: &str) {
+        self.line(format!("loading {model}"));
+    }
+
+    fn cell_started(&mut self, cell: &EvalCell, index: usize, total: usize, items: usize) {
+        let overall = self.overall(index, total).clone();
+        let bar = self
+            .multi
+            .insert_before(&overall, ProgressBar::new(items as u64));
+        bar.set_style(
+            ProgressStyle::with_template("  {prefix:56} [{bar:20}] {pos}/{len} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(cell.to_string());
+        self.cell = Some(bar);
+    }
+
+    fn item_done(&mut self, _cell: &EvalCell, done: usize) {
+        if let Some(bar) = &self.cell {
+            bar.set_position(done as u64);
+        }
+    }
+
+    fn cell_finished(&mut self, cell: &EvalCell, result: Result<&[Record], &str>) {
+        if let Some(bar) = self.cell.take() {
+            bar.finish_and_clear();
+        }
+        let line = match result {
+            Ok(records) => format!("ok      {:56} {}", cell.to_string(), headline(records)),
+            Err(e) => format!("failed  {:56} {e}", cell.to_string()),
+        };
+        self.line(line);
+        if let Some(o) = &self.overall {
+            o.inc(1);
+        }
+    }
+
+    fn cell_skipped(&mut self, cell: &EvalCell, index: usize, total: usize) {
+        self.overall(index + 1, total);
+        self.line(format!(
+            "resumed {:56} (already in the results)",
+            cell.to_string()
+        ));
+    }
+}
