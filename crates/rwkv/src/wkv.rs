@@ -37,7 +37,7 @@ const NORMALIZE_EPS: f32 = 1e-12;
 const KEY_MAJOR_MIN_TOKENS: usize = 4;
 /// Rows of the state one pass of the key-major update keeps in registers (two AVX2
 /// vectors each for `S·(-κ)`, `v` and `y`).
-const ROW_BLOCK: usize = 16;
+const ROW_BLOCK: usize = 32;
 
 /// Slots of the stacked per-token input, each `[B, T, C]`.
 pub mod slot {
