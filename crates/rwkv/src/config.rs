@@ -256,9 +256,23 @@ impl CheckpointShapes {
         Ok(cfg)
     }
 
-    /// Checks that every tensor `cfg` needs is present with its expected shape.
+    /// Checks that every tensor `cfg` needs is present with its expected shape, and
+    /// that there are no others (a variant such as DeepEmbed adds tensors this model
+    /// would silently ignore).
     pub fn check(&self, cfg: &Config) -> Result<()> {
-        for (key, expected) in cfg.tensor_shapes() {
+        let expected = cfg.tensor_shapes();
+        if let Some(extra) = self
+            .shapes
+            .keys()
+            .find(|k| !expected.iter().any(|(e, _)| e == *k))
+        {
+            return Err(Error::shape(
+                extra.clone(),
+                "unexpected: not part of an RWKV-7 x070 model of this shape (a variant such \
+                 as DeepEmbed, or a layer beyond the others?)",
+            ));
+        }
+        for (key, expected) in expected {
             match self.get(&key) {
                 None if Config::is_optional(&key) => {}
                 // Layer 0's value-residual tensors are unused, so any rank is fine.
@@ -339,6 +353,15 @@ mod tests {
         let e = s.into_config().unwrap_err().to_string();
         assert!(
             e.contains("blocks.0.att.time_decay") && e.contains("x060"),
+            "{e}"
+        );
+
+        let mut s = shapes_of(&cfg);
+        s.shapes
+            .insert("blocks.3.ffn.s_emb.weight".into(), vec![512, 1024]);
+        let e = s.into_config().unwrap_err().to_string();
+        assert!(
+            e.contains("blocks.3.ffn.s_emb.weight") && e.contains("unexpected"),
             "{e}"
         );
 

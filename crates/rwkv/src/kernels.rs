@@ -4,8 +4,10 @@
 //! the matrix products of a block that adds up: on the 2-core reference machine one
 //! `[512, 768]` add takes about 1 ms, an eighth of a `[512, 768] x [768, 768]` matmul.
 //! The steps here (layer norm, token shift, in-place residual add, squared ReLU) each
-//! run in one pass, in parallel over rows once a tensor is large enough to pay for it.
-//! They implement only `cpu_fwd`; on other devices candle reports the op as missing.
+//! run in one pass, in parallel over rows once a tensor is large enough to pay for it;
+//! [`Gemv`] is the matrix product of a decode step, which is bound by memory
+//! bandwidth rather than arithmetic. They implement only `cpu_fwd`; on other devices
+//! candle reports the op as missing.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{

@@ -10,7 +10,7 @@ use candle_nn::VarBuilder;
 use crate::config::Config;
 use crate::kernels::{last_positions, linear, ShiftMix};
 use crate::state::LayerState;
-use crate::wkv::{slot, wkv7, Wkv7, WkvParams};
+use crate::wkv::{wkv7, Wkv7, WkvParams};
 use crate::{Error, Result};
 
 /// Rows of the shift-mix output, in the order of `MIX_KEYS`.
@@ -146,8 +146,10 @@ impl TimeMix {
                 slots.push(first.clone());
             }
         }
-        debug_assert_eq!(slots[slot::V].dims(), &[rows, c]);
+        // The kernel takes at most three tensors (a candle op's limit), so the per-token
+        // inputs travel stacked, in `wkv::slot` order.
         let inputs = Tensor::stack(&slots, 0)?.reshape((slots.len(), batch, rows / batch, c))?;
+        // The stacked copy is all the kernel needs; free the originals before it runs.
         drop(slots);
         let y = wkv7(
             &state.wkv,

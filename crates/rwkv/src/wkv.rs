@@ -29,7 +29,7 @@ use crate::Result;
 
 /// `exp(-0.5)` as the official CPU code writes it (`w = exp(-0.606531 * sigmoid(..))`).
 const DECAY_SCALE: f32 = 0.606_531;
-/// GroupNorm epsilon of `ln_x` (`64e-5` in the official code, for head size 64).
+/// GroupNorm epsilon of `ln_x` (the official inference code fixes it at `64e-5`).
 const GROUP_NORM_EPS: f32 = 64e-5;
 /// `F.normalize`'s epsilon for the key normalisation.
 const NORMALIZE_EPS: f32 = 1e-12;
@@ -37,7 +37,7 @@ const NORMALIZE_EPS: f32 = 1e-12;
 const KEY_MAJOR_MIN_TOKENS: usize = 4;
 /// Rows of the state one pass of the key-major update keeps in registers (two AVX2
 /// vectors each for `S·(-κ)`, `v` and `y`).
-const ROW_BLOCK: usize = 32;
+const ROW_BLOCK: usize = 16;
 
 /// Slots of the stacked per-token input, each `[B, T, C]`.
 pub mod slot {

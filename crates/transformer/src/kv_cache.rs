@@ -97,6 +97,13 @@ impl KvCache {
         self.dtype
     }
 
+    /// Whether this cache has the layers and kv-head shape of `cfg`.
+    pub fn fits(&self, cfg: &Config) -> bool {
+        self.layers.len() == cfg.num_hidden_layers
+            && self.kv_heads == cfg.num_key_value_heads
+            && self.head_dim == cfg.head_dim
+    }
+
     /// Bytes of keys and values in use: `2 * layers * B * kv_heads * len * head_dim *
     /// dtype size` (not the capacity).
     pub fn bytes(&self) -> usize {
@@ -166,7 +173,12 @@ impl KvCache {
     ///
     /// [`commit`]: KvCache::commit
     pub(crate) fn write(&self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
-        let l = &self.layers[layer];
+        let l = self.layers.get(layer).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "layer {layer} out of range ({} layers)",
+                self.layers.len()
+            ))
+        })?;
         let t = k.dim(1)?;
         if self.len + t > self.capacity {
             return Err(Error::Unsupported(format!(

@@ -176,11 +176,15 @@ impl Model {
                 cache.batch()
             )));
         }
-        if cache.dtype() != self.dtype {
+        if cache.dtype() != self.dtype || !cache.fits(&self.cfg) {
             return Err(Error::Unsupported(format!(
-                "cache holds {:?}, the model computes in {:?}",
+                "the cache ({:?}) was not made for this model ({:?}, {} layers of {} kv \
+                 heads of {}); use Model::new_cache",
                 cache.dtype(),
-                self.dtype
+                self.dtype,
+                self.cfg.num_hidden_layers,
+                self.cfg.num_key_value_heads,
+                self.cfg.head_dim
             )));
         }
         let mut outs = Vec::new();

@@ -32,23 +32,38 @@ const TENSOR_PATH_SCORES: usize = 1 << 24;
 /// `q`: `(B, Tq, Hq, hd)` contiguous; `k`, `v`: `(B, Hkv, capacity, hd)` with unit
 /// stride on the last dim (rows `..kv_len` are read); returns `(B, Tq, Hq, hd)`.
 pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, kv_len: usize) -> Result<Tensor> {
-    let (_, tq, hq, hd) = q.dims4()?;
-    let (_, hkv, capacity, _) = k.dims4()?;
-    if tq > kv_len || kv_len > capacity || hkv == 0 || hq % hkv != 0 || hd == 0 {
-        return Err(crate::Error::Unsupported(format!(
-            "attention of {tq} queries ({hq} heads) over {kv_len} of {capacity} cached \
-             positions ({hkv} kv heads) is inconsistent"
-        )));
-    }
+    check_shapes(q, k, v, kv_len)?;
     if q.device().is_cpu() && q.dtype() == DType::F32 {
         let op = FusedAttention {
             kv_len,
-            scale: 1.0 / (hd as f32).sqrt(),
+            scale: 1.0 / (q.dim(3)? as f32).sqrt(),
         };
         Ok(q.apply_op3_no_bwd(k, v, &op)?)
     } else {
         causal_attention_tensor_ops(q, k, v, kv_len)
     }
+}
+
+fn check_shapes(q: &Tensor, k: &Tensor, v: &Tensor, kv_len: usize) -> Result<()> {
+    let (b, tq, hq, hd) = q.dims4()?;
+    let (kb, hkv, capacity, khd) = k.dims4()?;
+    let consistent = tq <= kv_len
+        && kv_len <= capacity
+        && hkv > 0
+        && hq.is_multiple_of(hkv)
+        && hd > 0
+        && (kb, khd) == (b, hd)
+        && v.dims() == k.dims();
+    if consistent {
+        return Ok(());
+    }
+    Err(crate::Error::Unsupported(format!(
+        "attention of queries {:?} over {kv_len} positions of caches {:?} / {:?}: \
+         inconsistent shapes",
+        q.dims(),
+        k.dims(),
+        v.dims()
+    )))
 }
 
 /// The portable path of [`causal_attention`] (same contract).
@@ -58,6 +73,7 @@ pub fn causal_attention_tensor_ops(
     v: &Tensor,
     kv_len: usize,
 ) -> Result<Tensor> {
+    check_shapes(q, k, v, kv_len)?;
     let (b, tq, hq, hd) = q.dims4()?;
     let hkv = k.dim(1)?;
     let rep = hq / hkv;
@@ -404,7 +420,16 @@ mod tests {
     #[test]
     fn inconsistent_shapes_are_errors() {
         let q = rand((1, 4, 2, 8), 1);
-        let k = rand((1, 2, 3, 8), 2);
-        assert!(causal_attention(&q, &k, &k, 3).is_err());
+        let k = rand((1, 2, 8, 8), 2);
+        // More queries than positions, more positions than capacity, 2 heads over 3.
+        for (q, k, kv_len) in [
+            (&q, &k, 3),
+            (&q, &k, 9),
+            (&rand((1, 4, 2, 8), 1), &rand((1, 3, 8, 8), 2), 4),
+        ] {
+            assert!(causal_attention(q, k, k, kv_len).is_err());
+            assert!(causal_attention_tensor_ops(q, k, k, kv_len).is_err());
+        }
+        assert!(causal_attention(&q, &k, &k, 4).is_ok());
     }
 }

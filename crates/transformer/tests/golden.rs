@@ -209,3 +209,25 @@ fn agrees_with_candle_transformers_llama() {
         );
     }
 }
+
+#[test]
+fn bad_inputs_are_errors_not_panics() {
+    let model = load("llama_gqa");
+    let mut cache = model.new_cache(1).unwrap();
+    let vocab = model.config().vocab_size as u32;
+    assert!(model
+        .forward(&row(&[1, vocab]), &mut cache, Logits::Last)
+        .is_err());
+    assert!(model.forward(&row(&[]), &mut cache, Logits::Last).is_err());
+    let mut two = model.new_cache(2).unwrap();
+    assert!(model
+        .forward(&row(&[1, 2]), &mut two, Logits::Last)
+        .is_err());
+    let other = load("qwen2_tied");
+    let mut foreign = other.new_cache(1).unwrap();
+    assert!(model
+        .forward(&row(&[1, 2]), &mut foreign, Logits::Last)
+        .is_err());
+    // Nothing was committed by the failed forwards.
+    assert_eq!((cache.len(), two.len(), foreign.len()), (0, 0, 0));
+}

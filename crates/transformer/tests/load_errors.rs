@@ -154,3 +154,32 @@ fn a_directory_without_weights_is_named() {
         "{e}"
     );
 }
+
+#[test]
+fn f16_checkpoints_load_and_upcast() {
+    // Not an error case, but the same machinery: a checkpoint stored as f16, computed in f32.
+    let dir = copy_fixture("llama_gqa");
+    let file = dir.path().join("model.safetensors");
+    edit_tensors(&file, |t| {
+        for v in t.values_mut() {
+            *v = v.to_dtype(DType::F16).unwrap();
+        }
+    });
+    let (_, model) = load_dir(dir.path(), DType::F32, &Device::Cpu).unwrap();
+    let g = common::golden("llama_gqa");
+    let mut cache = model.new_cache(1).unwrap();
+    let got = model
+        .forward(
+            &common::row(&g.tokens),
+            &mut cache,
+            transformer::Logits::All,
+        )
+        .unwrap()
+        .squeeze(0)
+        .unwrap();
+    let diff = common::max_abs_diff(&got, &g.seq);
+    // f16 weights (relative rounding 5e-4) move the logits by about 1e-2; a weight read
+    // with the wrong dtype or byte order moves them by order 1 or more.
+    let tol = 100.0 * common::tolerance(&g.seq);
+    assert!(diff <= tol, "max |Δlogits| {diff:.3e} > {tol:.3e}");
+}
