@@ -18,6 +18,9 @@ pub const GATED: [Metric; 4] = [
 
 const RESAMPLES: usize = 2000;
 
+/// Peak-RSS changes smaller than this are never a regression or an improvement.
+pub const RSS_NOISE_FLOOR_BYTES: f64 = 16.0 * 1024.0 * 1024.0;
+
 /// "The RWKV/transformer ratio of `metric` at `seq_len` must not fall by more than
 /// `max_drop`" (a fraction).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -226,6 +229,11 @@ pub fn compare(
         } else {
             (ci.hi < -max_regression, ci.lo > max_regression)
         };
+        // Peak RSS moves by a few MB between identical runs (allocator arenas, thread
+        // stacks): below the floor a change is noise however large in percent.
+        let below_floor = r.metric == Metric::PeakRss
+            && (now.summary.median - r.summary.median).abs() < RSS_NOISE_FLOOR_BYTES;
+        let (worse, better) = (worse && !below_floor, better && !below_floor);
         cells.push(CellChange {
             model: r.model.clone(),
             metric: r.metric,

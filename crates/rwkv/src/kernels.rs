@@ -167,6 +167,10 @@ pub(crate) fn has_avx2_fma() -> bool {
 /// Inputs with at most this many rows go through [`Gemv`] rather than candle's matmul.
 pub(crate) const GEMV_MAX_ROWS: usize = 4;
 
+/// Weights below which [`Gemv`] runs on one thread: a LoRA matrix (under 100 K
+/// weights) reads in a few microseconds, less than a fork-join costs.
+const GEMV_PARALLEL_MIN: usize = 1 << 18;
+
 /// Output rows per parallel task of [`Gemv`]: 64 rows of a 768-wide matrix is 192 KB
 /// of weights, enough to amortise a task.
 const GEMV_BLOCK: usize = 64;
@@ -216,7 +220,7 @@ impl CustomOp2 for Gemv {
             let _ = fused;
             gemv_block::<Unfused>(x, rows, k, m, out);
         };
-        if n * k >= PARALLEL_MIN {
+        if n * k >= GEMV_PARALLEL_MIN {
             yt.par_chunks_mut(GEMV_BLOCK * m).enumerate().for_each(task);
         } else {
             yt.chunks_mut(GEMV_BLOCK * m).enumerate().for_each(task);

@@ -113,6 +113,18 @@ impl Model {
     /// `tokens (B, T)` u32 or i64 -> logits `(B, T, V)` ([`Logits::All`]) or
     /// `(B, 1, V)` ([`Logits::Last`]), f32. `state` must have batch size B.
     pub fn forward(&self, tokens: &Tensor, state: &mut State, logits: Logits) -> Result<Tensor> {
+        // Run on a rayon worker: the parallel steps inside (a decode step has about 80)
+        // then fork from within the pool, a deque push, instead of waking the pool from
+        // outside with a cross-thread wake-up each.
+        rayon::scope(|_| self.forward_in_pool(tokens, state, logits))
+    }
+
+    fn forward_in_pool(
+        &self,
+        tokens: &Tensor,
+        state: &mut State,
+        logits: Logits,
+    ) -> Result<Tensor> {
         let (batch, seq) = tokens.dims2()?;
         if seq == 0 || batch == 0 {
             return Err(Error::Input(format!(

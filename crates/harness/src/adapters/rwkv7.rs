@@ -18,7 +18,8 @@ pub const NAME: &str = "rwkv7";
 pub const DESCRIPTION: &str = "rwkv-bench RWKV-7: prompts in 512-token chunks with every \
     projection one matmul over the chunk and the WKV-7 recurrence (with its activations, \
     GroupNorm and gate) as one fused f32 CPU kernel, rayon over heads; a decode step is the \
-    same path with T = 1; logits of the last position only";
+    same path with T = 1, its projections through a parallel matrix-vector kernel; logits of \
+    the last position only";
 
 /// Positions per forward in `logits_all` and `log_probs`: bounds the logits held at
 /// once to `LOGITS_CHUNK x vocab`.

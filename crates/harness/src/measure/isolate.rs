@@ -17,7 +17,7 @@ use crate::{Error, Result};
 pub struct Launcher {
     pub program: PathBuf,
     pub args: Vec<String>,
-    /// Compute threads for the child; 0 leaves the default (every core).
+    /// Compute threads for the child; 0 means every core.
     pub threads: usize,
 }
 
@@ -43,9 +43,13 @@ fn spawn(launcher: &Launcher, plan: &CellPlan) -> Result<Child> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if launcher.threads > 0 {
-        cmd.env("RAYON_NUM_THREADS", launcher.threads.to_string());
-    }
+    // Always set: without it candle re-reads the CPU count on every matmul call, a
+    // per-call cost that would fall on small decode-time products.
+    let threads = match launcher.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    cmd.env("RAYON_NUM_THREADS", threads.to_string());
     let mut child = cmd.spawn().map_err(|e| Error::io(&launcher.program, e))?;
     let plan = serde_json::to_vec(plan).map_err(|e| Error::Cell(e.to_string()))?;
     let mut stdin = child
