@@ -116,3 +116,38 @@ pub fn token_log_prob(logits: &Tensor, token: u32) -> Result<f32> {
     let picked = logits.narrow(D::Minus1, token as usize, 1)?;
     Ok((picked - lse)?.flatten_all()?.to_vec1::<f32>()?[0])
 }
+
+/// Positions per batched forward in chunked `logits_all` / `log_probs`: bounds the
+/// logits held at once to `LOGITS_CHUNK x vocab`.
+pub const LOGITS_CHUNK: usize = 256;
+
+/// `log p(t_i | t_<i)` for `i = 1..T` from batched forwards of `LOGITS_CHUNK`
+/// positions: `forward(chunk)` must continue the state and return `(chunk, vocab)`
+/// logits. Each chunk is reduced to log-probabilities before the next one runs.
+pub fn chunked_log_probs(
+    tokens: &[u32],
+    mut forward: impl FnMut(&[u32]) -> Result<Tensor>,
+) -> Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(tokens.len().saturating_sub(1));
+    for (c, chunk) in tokens.chunks(LOGITS_CHUNK).enumerate() {
+        let start = c * LOGITS_CHUNK;
+        // Row i predicts token start + i + 1, which the last row of the document
+        // does not have.
+        let targets = &tokens[start + 1..(start + chunk.len() + 1).min(tokens.len())];
+        if targets.is_empty() {
+            break;
+        }
+        let logits = forward(chunk)?.narrow(0, 0, targets.len())?;
+        let max = logits.max_keepdim(D::Minus1)?;
+        let lse = logits
+            .broadcast_sub(&max)?
+            .exp()?
+            .sum_keepdim(D::Minus1)?
+            .log()?
+            .add(&max)?;
+        let index = Tensor::new(targets, logits.device())?.unsqueeze(1)?;
+        let picked = logits.gather(&index, 1)?;
+        out.extend((picked - lse)?.flatten_all()?.to_vec1::<f32>()?);
+    }
+    Ok(out)
+}

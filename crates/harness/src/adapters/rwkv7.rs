@@ -3,12 +3,12 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Tensor, D};
+use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 use rwkv::{CheckpointShapes, Logits, Model, State};
 
 use crate::adapters::{device_name, dtype_name, BuildOptions};
-use crate::model::{Arch, CausalLm, ModelInfo};
+use crate::model::{chunked_log_probs, Arch, CausalLm, ModelInfo, LOGITS_CHUNK};
 use crate::presets::Preset;
 use crate::spec::ModelSpec;
 use crate::synthetic::{materialise, param_count, rwkv7_specs};
@@ -20,10 +20,6 @@ pub const DESCRIPTION: &str = "rwkv-bench RWKV-7: prompts in 512-token chunks wi
     GroupNorm and gate) as one fused f32 CPU kernel, rayon over heads; a decode step is the \
     same path with T = 1, its projections through a parallel matrix-vector kernel; logits of \
     the last position only";
-
-/// Positions per forward in `logits_all` and `log_probs`: bounds the logits held at
-/// once to `LOGITS_CHUNK x vocab`.
-const LOGITS_CHUNK: usize = 256;
 
 pub struct Rwkv7 {
     model: Model,
@@ -180,29 +176,7 @@ impl CausalLm for Rwkv7 {
     /// log-probabilities of the next tokens before the next chunk runs.
     fn log_probs(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         self.reset()?;
-        let mut out = Vec::with_capacity(tokens.len().saturating_sub(1));
-        for (c, chunk) in tokens.chunks(LOGITS_CHUNK).enumerate() {
-            let start = c * LOGITS_CHUNK;
-            // Row i predicts token start + i + 1, which the last row of the document
-            // does not have.
-            let targets = &tokens[start + 1..(start + chunk.len() + 1).min(tokens.len())];
-            if targets.is_empty() {
-                break;
-            }
-            let logits = self.forward(chunk, Logits::All)?;
-            let logits = logits.narrow(0, 0, targets.len())?;
-            let max = logits.max_keepdim(D::Minus1)?;
-            let lse = logits
-                .broadcast_sub(&max)?
-                .exp()?
-                .sum_keepdim(D::Minus1)?
-                .log()?
-                .add(&max)?;
-            let index = Tensor::new(targets, logits.device())?.unsqueeze(1)?;
-            let picked = logits.gather(&index, 1)?;
-            out.extend((picked - lse)?.flatten_all()?.to_vec1::<f32>()?);
-        }
-        Ok(out)
+        chunked_log_probs(tokens, |chunk| self.forward(chunk, Logits::All))
     }
 }
 
