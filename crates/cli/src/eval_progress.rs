@@ -2,7 +2,7 @@
 
 use harness::eval::{EvalCell, EvalObserver};
 use harness::results::{Metric, Record};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar};
 
 pub struct EvalBars {
     multi: MultiProgress,
@@ -28,11 +28,9 @@ impl EvalBars {
     fn overall(&mut self, index: usize, total: usize) -> &ProgressBar {
         let bar = self.overall.get_or_insert_with(|| {
             let bar = self.multi.add(ProgressBar::new(total as u64));
-            bar.set_style(
-                ProgressStyle::with_template("eval [{bar:30}] {pos}/{len} cells, {elapsed}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-            );
+            bar.set_style(crate::progress::bar_style(
+                "eval [{bar:30}] {pos}/{len} cells, {elapsed}",
+            ));
             bar
         });
         bar.set_position(index as u64);
@@ -76,11 +74,9 @@ impl EvalObserver for EvalBars {
         let bar = self
             .multi
             .insert_before(&overall, ProgressBar::new(items as u64));
-        bar.set_style(
-            ProgressStyle::with_template("  {prefix:56} [{bar:20}] {pos}/{len} {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
+        bar.set_style(crate::progress::bar_style(
+            "  {prefix:56} [{bar:20}] {pos}/{len} {elapsed}",
+        ));
         bar.set_prefix(cell.to_string());
         self.cell = Some(bar);
     }

@@ -4,6 +4,14 @@ use harness::measure::{CellEvent, CellOutcome, Phase};
 use harness::runner::{CellId, Observer};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+/// A bar style from an indicatif template (our templates are constants; the default
+/// style stands in should one ever fail to parse).
+pub fn bar_style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
 pub struct Bars {
     multi: MultiProgress,
     overall: Option<ProgressBar>,
@@ -34,20 +42,14 @@ impl Observer for Bars {
     fn cell_started(&mut self, cell: &CellId, index: usize, total: usize) {
         let overall = self.overall.get_or_insert_with(|| {
             let bar = self.multi.add(ProgressBar::new(total as u64));
-            bar.set_style(
-                ProgressStyle::with_template("suite [{bar:30}] {pos}/{len} cells, {elapsed}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-            );
+            bar.set_style(bar_style("suite [{bar:30}] {pos}/{len} cells, {elapsed}"));
             bar
         });
         overall.set_position(index as u64);
         let bar = self.multi.insert_before(overall, ProgressBar::new(1));
-        bar.set_style(
-            ProgressStyle::with_template("  {prefix:48} {msg:10} [{bar:20}] {pos}/{len} {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
+        bar.set_style(bar_style(
+            "  {prefix:48} {msg:10} [{bar:20}] {pos}/{len} {elapsed}",
+        ));
         bar.set_prefix(label(cell));
         bar.set_message("starting");
         self.cell = Some(bar);
