@@ -121,6 +121,36 @@ fn synthetic_tasks_write_accuracy_records_and_a_failed_gate_exits_1() {
 }
 
 #[test]
+fn the_hand_built_copier_passes_its_gates() {
+    // A Hugging Face directory whose weights are set by hand to copy (an induction
+    // head), with its own word-level tokenizer of 4096 ids.
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("copier");
+    harness::induction::write(&model, 4096, 0).unwrap();
+    let spec = format!("llama:{}", model.display());
+    let out = dir.path().join("out");
+    let run = bench()
+        .args(["eval", "--model", &spec, "--task", "copy", "--task", "mqar"])
+        .args(["--lengths", "512", "--examples", "3"])
+        .args(["--min", "copy=1", "--min", "mqar=1", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let log = text(&run);
+    assert!(run.status.success(), "{log}");
+    assert!(log.contains("all 2 gates passed"), "{log}");
+    let r = results(&out);
+    let acc = records(&r, "accuracy");
+    assert_eq!(acc.len(), 2, "{acc:?}");
+    for rec in &acc {
+        assert_eq!(rec["mean"], 1.0, "{rec}");
+        assert_eq!(rec["model"], spec.as_str(), "{rec}");
+    }
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(!summary.contains("random weights"), "{summary}");
+}
+
+#[test]
 fn task_file_gates_pass_and_fail_on_their_threshold() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("qa.jsonl");

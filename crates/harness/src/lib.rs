@@ -9,6 +9,7 @@ pub mod compare;
 pub mod error;
 pub mod eval;
 pub mod history;
+pub mod induction;
 pub mod machine;
 pub mod measure;
 pub mod model;

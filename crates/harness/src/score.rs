@@ -124,123 +124,74 @@ pub fn greedy(
 /// Test models with known behaviour.
 #[cfg(test)]
 pub(crate) mod testing {
-    use candle_core::{Device, Tensor};
+    use crate::adapters::BuildOptions;
+    use crate::model::CausalLm;
 
-    use crate::model::{Arch, CausalLm, ModelInfo};
-    use crate::Result;
-
-    /// A hand-built copier: its logits put all mass on the token that followed the
-    /// longest earlier match of the current suffix (an induction head written as a
-    /// rule). It copies any repeated sequence perfectly.
-    pub struct Copier {
-        pub history: Vec<u32>,
-        pub vocab: usize,
-        pub info: ModelInfo,
-    }
-
-    impl Copier {
-        pub fn new(vocab: usize) -> Self {
-            Self {
-                history: Vec::new(),
-                vocab,
-                info: ModelInfo {
-                    spec: "copier".into(),
-                    arch: Arch::Transformer,
-                    implementation: "copier".into(),
-                    description: "hand-built induction copier".into(),
-                    params: 0,
-                    layers: 0,
-                    width: 0,
-                    vocab,
-                    dtype: "f32".into(),
-                    device: "cpu".into(),
-                    weights: "hand-built".into(),
-                    max_seq_len: None,
-                },
-            }
-        }
-
-        fn predict(&self) -> Tensor {
-            let h = &self.history;
-            let t = h.len();
-            let mut best: Option<(usize, usize)> = None; // (match length, next position)
-            for j in 1..t {
-                let mut m = 0;
-                while m < 32 && m < j && h[j - 1 - m] == h[t - 1 - m] {
-                    m += 1;
-                }
-                // Longest match; the earliest on ties.
-                if m > 0 && best.is_none_or(|(bm, _)| m > bm) {
-                    best = Some((m, j));
-                }
-            }
-            let mut logits = vec![0f32; self.vocab];
-            if let Some((_, next)) = best {
-                logits[h[next] as usize] = 30.0;
-            }
-            Tensor::from_vec(logits, self.vocab, &Device::Cpu).expect("a (vocab,) tensor")
-        }
-    }
-
-    impl CausalLm for Copier {
-        fn info(&self) -> &ModelInfo {
-            &self.info
-        }
-        fn reset(&mut self) -> Result<()> {
-            self.history.clear();
-            Ok(())
-        }
-        fn prefill(&mut self, tokens: &[u32]) -> Result<Tensor> {
-            self.history.extend_from_slice(tokens);
-            Ok(self.predict())
-        }
-        fn step(&mut self, token: u32) -> Result<Tensor> {
-            self.history.push(token);
-            Ok(self.predict())
-        }
-        fn state_bytes(&self) -> usize {
-            self.history.len() * 4
-        }
+    /// The hand-built copier of [`crate::induction`], written to a temporary directory
+    /// and loaded through the registry like any Hugging Face checkpoint. The directory
+    /// lives as long as the returned guard.
+    pub fn copier(vocab: usize) -> (tempfile::TempDir, Box<dyn CausalLm>) {
+        let dir = tempfile::tempdir().unwrap();
+        crate::induction::write(dir.path(), vocab, 0).unwrap();
+        let spec = format!("llama:{}", dir.path().display());
+        let model = crate::registry::build(&spec, &BuildOptions::default()).unwrap();
+        (dir, model)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::testing::Copier;
+    use super::testing::copier;
     use super::*;
     use crate::adapters::BuildOptions;
     use crate::tasks::{generate, Probe, TaskKind, TaskParams};
     use crate::tokenizer::bytes::ByteTokenizer;
+    use crate::tokenizer::hf::HfTokenizer;
 
-    fn accuracy(model: &mut dyn CausalLm, examples: &[Example]) -> f64 {
+    /// Exact-match accuracy and mean log-likelihood per answer token.
+    fn accuracy(model: &mut dyn CausalLm, examples: &[Example]) -> (f64, f64) {
         let scores: Vec<ProbeScore> = examples
             .iter()
             .flat_map(|ex| score_example(model, ex).unwrap())
             .collect();
-        scores.iter().filter(|s| s.correct).count() as f64 / scores.len() as f64
+        let n = scores.len() as f64;
+        let correct = scores.iter().filter(|s| s.correct).count() as f64;
+        let ll: f64 = scores.iter().map(|s| s.mean_log_likelihood()).sum();
+        (correct / n, ll / n)
     }
 
     #[test]
-    fn a_copying_model_scores_everything_and_a_random_one_nothing() {
+    fn the_hand_built_copier_scores_everything_and_random_weights_nothing() {
         let p = TaskParams {
-            examples: 8,
+            examples: 4,
             ..TaskParams::default()
         };
+        let vocab = 4096;
+        let (dir, mut copier) = copier(vocab);
+        // Its own word-level tokenizer, so that tokens are drawn from all 4096 ids.
+        let tok = HfTokenizer::from_file(&dir.path().join("tokenizer.json")).unwrap();
+        for len in [256, 1024] {
+            let copy = generate(TaskKind::Copy, &tok, vocab, len, &p, 11).unwrap();
+            let (acc, ll) = accuracy(copier.as_mut(), &copy);
+            assert_eq!(acc, 1.0, "copy @ {len}");
+            // Hand-set margins of tens of nats: the answer is all but certain.
+            assert!(ll > -1e-3, "copy @ {len}: mean log-likelihood {ll}");
+            let mqar = generate(TaskKind::Mqar, &tok, vocab, len, &p, 11).unwrap();
+            assert_eq!(accuracy(copier.as_mut(), &mqar).0, 1.0, "mqar @ {len}");
+        }
+
         let copy = generate(TaskKind::Copy, &ByteTokenizer, 512, 160, &p, 11).unwrap();
         let mqar = generate(TaskKind::Mqar, &ByteTokenizer, 512, 160, &p, 11).unwrap();
-        let mut copier = Copier::new(512);
-        assert_eq!(accuracy(&mut copier, &copy), 1.0);
-        // MQAR is recall of one token after its key: an induction copier solves it,
-        // but for the odd random token that extends a false match.
-        assert!(accuracy(&mut copier, &mqar) >= 0.9);
-
         let mut random =
             crate::registry::build("llama:preset=tiny", &BuildOptions::default()).unwrap();
         // Random weights: at chance, which for 16 copied tokens is ~0.
-        assert_eq!(accuracy(random.as_mut(), &copy), 0.0);
+        let (acc, ll) = accuracy(random.as_mut(), &copy);
+        assert_eq!(acc, 0.0);
+        // Near uniform over 256 byte ids: about ln(1/256) per token.
+        assert!(ll < -3.0, "random weights: mean log-likelihood {ll}");
         // One of 128 values per query: a few lucky guesses at most (a model that
-        // always guesses one token hits at most once per example, 10 %).
-        assert!(accuracy(random.as_mut(), &mqar) <= 0.15);
+        // always guesses one token hits at most once per example).
+        assert!(accuracy(random.as_mut(), &mqar).0 <= 0.15);
     }
 
     #[test]

@@ -6,11 +6,13 @@
 //! - then the query region: each key appears once more at position `2 * gap`, the gaps
 //!   drawn without replacement with probability proportional to `gap^(a - 1)` (a power
 //!   law: most queries come soon after the pairs, a few much later);
-//! - every other query-region position holds a random token.
+//! - every other query-region position holds a random token that is not a key.
 //!
 //! Each query is one probe: after the queried key, the model must produce its value.
 //! Unlike Zoology, which leaves that position to a random token, the value is written
-//! there, so the sequence is a valid teacher-forcing input.
+//! there, so the sequence is a valid teacher-forcing input. And unlike Zoology, filler
+//! never repeats a key: a key followed by a random token before its query would give
+//! the query two plausible answers.
 
 use rand::Rng;
 
@@ -89,7 +91,14 @@ pub fn generate(
     for (key, value) in keys.iter().zip(&values) {
         tokens.extend([*key, *value]);
     }
-    tokens.extend((context..seq_len).map(|_| rng.random_range(0..vocab as u32)));
+    let mut sorted_keys = keys.clone();
+    sorted_keys.sort_unstable();
+    tokens.extend((context..seq_len).map(|_| loop {
+        let t = rng.random_range(0..vocab as u32);
+        if sorted_keys.binary_search(&t).is_err() {
+            break t;
+        }
+    }));
     let mut probes = Vec::with_capacity(k);
     for (i, gap) in gaps.into_iter().enumerate() {
         let at = context + 2 * gap;
@@ -130,6 +139,10 @@ mod tests {
             let (_, v) = pairs.iter().find(|(k, _)| *k == key).unwrap();
             assert_eq!(p.answer, vec![*v]);
             assert!(p.at >= 32 && (p.at - 32) % 2 == 1);
+        }
+        // Each key occurs twice: in its pair and in its query, never as filler.
+        for (k, _) in &pairs {
+            assert_eq!(ex.tokens.iter().filter(|&t| t == k).count(), 2, "key {k}");
         }
     }
 
