@@ -78,6 +78,12 @@ fn synthetic_tasks_write_accuracy_records_and_a_failed_gate_exits_1() {
 
     let r = results(out.path());
     assert_eq!(r["schema_version"], 1);
+    // One copy gate per model, both failed, kept in the results.
+    let gates = r["gates"].as_array().unwrap();
+    assert_eq!(gates.len(), 2, "{gates:?}");
+    assert!(gates
+        .iter()
+        .all(|g| g["passed"] == false && g["task"] == "copy"));
     let acc = records(&r, "accuracy");
     // Per model: passkey at two depths, copy, mqar.
     assert_eq!(acc.len(), 2 * 4, "{acc:?}");
@@ -131,7 +137,7 @@ fn the_hand_built_copier_passes_its_gates() {
     let out = dir.path().join("out");
     let run = bench()
         .args(["eval", "--model", &spec, "--task", "copy", "--task", "mqar"])
-        .args(["--lengths", "512", "--examples", "3"])
+        .args(["--lengths", "512", "--examples", "3", "--threads", "1"])
         .args(["--min", "copy=1", "--min", "mqar=1", "--out"])
         .arg(&out)
         .output()
@@ -146,8 +152,73 @@ fn the_hand_built_copier_passes_its_gates() {
         assert_eq!(rec["mean"], 1.0, "{rec}");
         assert_eq!(rec["model"], spec.as_str(), "{rec}");
     }
+    // The test runs with RAYON_NUM_THREADS=2: eval reran itself with the one asked for.
+    assert_eq!(r["settings"]["threads_requested"], 1);
+    assert_eq!(r["settings"]["threads_used"], 1);
+    // The gates are in the results, and the tokenizer has a field of its own.
+    let gates = r["gates"].as_array().unwrap();
+    assert_eq!(gates.len(), 2, "{gates:?}");
+    assert!(gates
+        .iter()
+        .all(|g| g["passed"] == true && g["score"] == 1.0));
+    let info = &r["models"][0];
+    assert!(
+        info["tokenizer"]
+            .as_str()
+            .unwrap()
+            .contains("tokenizer.json"),
+        "{info}"
+    );
+    assert!(
+        !info["weights"].as_str().unwrap().contains("tokenizer"),
+        "{info}"
+    );
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(!summary.contains("random weights"), "{summary}");
+    assert!(summary.contains("### Gates"), "{summary}");
+
+    // In a run history, copy and mqar at the same length are two cells, kept by their
+    // mean (the median of 0/1 samples says nothing), and charted as a trend.
+    let history = dir.path().join("history.jsonl");
+    for _ in 0..2 {
+        let append = bench()
+            .args(["history", "append"])
+            .arg(out.join("results.json"))
+            .arg("--file")
+            .arg(&history)
+            .output()
+            .unwrap();
+        assert!(append.status.success(), "{}", text(&append));
+    }
+    let line: Value = serde_json::from_str(
+        std::fs::read_to_string(&history)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let points: Vec<&Value> = line["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["metric"] == "accuracy")
+        .collect();
+    let mut tasks: Vec<&str> = points.iter().map(|p| p["task"].as_str().unwrap()).collect();
+    tasks.sort_unstable();
+    assert_eq!(tasks, ["copy", "mqar"]);
+    assert!(points.iter().all(|p| p["mean"] == 1.0), "{points:?}");
+    let charts = dir.path().join("trend");
+    let chart = bench()
+        .args(["history", "chart"])
+        .arg(&history)
+        .arg("--out")
+        .arg(&charts)
+        .output()
+        .unwrap();
+    assert!(chart.status.success(), "{}", text(&chart));
+    let svg = std::fs::read_to_string(charts.join("accuracy_trend.svg")).unwrap();
+    assert!(svg.contains("copy") && svg.contains("mqar"), "two series");
 }
 
 #[test]

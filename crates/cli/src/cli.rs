@@ -231,6 +231,9 @@ pub struct EvalArgs {
     /// missing cells
     #[arg(long)]
     pub resume: bool,
+    /// Compute threads, overriding the suite (0 = every core)
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Element type, overriding the suite
     #[arg(long, value_enum)]
     pub dtype: Option<DtypeArg>,

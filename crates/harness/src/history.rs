@@ -9,13 +9,38 @@ use serde::{Deserialize, Serialize};
 use crate::results::{Metric, Results};
 use crate::{Error, Result};
 
-/// The median of one cell in one run.
+/// The figure of one cell in one run. A cell is (model, metric, length) and, for
+/// accuracy records, task and depth: two tasks at one length are two cells.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Point {
     pub model: String,
     pub metric: Metric,
     pub seq_len: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<f64>,
     pub median: f64,
+    /// The mean, kept for accuracy metrics: an accuracy is the mean of 0/1 samples, whose
+    /// median says nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<f64>,
+}
+
+impl Point {
+    /// The figure to chart: the mean of accuracy metrics, the median of costs.
+    pub fn value(&self) -> f64 {
+        self.mean.unwrap_or(self.median)
+    }
+
+    /// Whether `self` and `other` are the same cell (in different runs).
+    pub fn same_cell(&self, other: &Point) -> bool {
+        self.model == other.model
+            && self.metric == other.metric
+            && self.seq_len == other.seq_len
+            && self.task == other.task
+            && self.depth == other.depth
+    }
 }
 
 /// One line of a history file.
@@ -42,7 +67,10 @@ impl Entry {
                     model: rec.model.clone(),
                     metric: rec.metric,
                     seq_len: rec.seq_len,
+                    task: rec.task.task.clone(),
+                    depth: rec.task.depth,
                     median: rec.summary.median,
+                    mean: rec.metric.is_accuracy().then_some(rec.summary.mean),
                 })
                 .collect(),
         }
@@ -97,7 +125,10 @@ mod tests {
                 model: "m".into(),
                 metric: Metric::DecodeLatency,
                 seq_len: 16,
+                task: None,
+                depth: None,
                 median: 1.5,
+                mean: None,
             }],
         }
     }

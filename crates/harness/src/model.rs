@@ -45,6 +45,9 @@ pub struct ModelInfo {
     pub weights: String,
     /// The longest context the implementation supports, where it has a limit.
     pub max_seq_len: Option<usize>,
+    /// The tokenizer accuracy tasks were generated and scored with (evaluations only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<String>,
 }
 
 /// A stateful causal language model.

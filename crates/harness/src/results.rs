@@ -6,6 +6,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::eval::gate::GateOutcome;
+
 use crate::analysis::Analysis;
 use crate::machine::Machine;
 use crate::model::{Arch, ModelInfo};
@@ -223,6 +225,9 @@ pub struct Results {
     pub records: Vec<Record>,
     pub failures: Vec<Failure>,
     pub analysis: Analysis,
+    /// The accuracy gates of an evaluation and how each came out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateOutcome>,
 }
 
 impl Results {

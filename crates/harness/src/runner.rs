@@ -186,5 +186,6 @@ pub fn run_suite(
         records,
         failures,
         analysis,
+        gates: Vec::new(),
     })
 }

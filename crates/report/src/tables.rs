@@ -34,24 +34,34 @@ fn lengths(results: &Results) -> Vec<usize> {
     l
 }
 
-/// What each model is: implementation, parameters, weights.
+/// What each model is: implementation, parameters, weights, and the tokenizer where
+/// accuracy was evaluated.
 pub fn models(results: &Results) -> Table {
+    let tokenizers = results.models.iter().any(|m| m.tokenizer.is_some());
+    let mut header: Vec<String> = ["model", "implementation", "params", "weights"]
+        .map(String::from)
+        .to_vec();
+    if tokenizers {
+        header.push("tokenizer".into());
+    }
     Table {
         title: "Models".into(),
         note: String::new(),
-        header: ["model", "implementation", "params", "weights"]
-            .map(String::from)
-            .to_vec(),
+        header,
         rows: results
             .models
             .iter()
             .map(|m| {
-                vec![
+                let mut row = vec![
                     m.spec.clone(),
                     m.description.clone(),
                     format!("{:.1} M", m.params as f64 / 1e6),
                     m.weights.clone(),
-                ]
+                ];
+                if tokenizers {
+                    row.push(m.tokenizer.clone().unwrap_or_else(|| "-".into()));
+                }
+                row
             })
             .collect(),
     }
@@ -197,6 +207,35 @@ pub fn failures(results: &Results) -> Option<Table> {
             .failures
             .iter()
             .map(|f| vec![f.model.clone(), format::length(f.seq_len), f.error.clone()])
+            .collect(),
+    })
+}
+
+/// The accuracy gates of an evaluation: the go/no-go verdict per task and model.
+pub fn gates(results: &Results) -> Option<Table> {
+    (!results.gates.is_empty()).then(|| Table {
+        title: "Gates".into(),
+        note: "Pooled over every length and depth unless a length is named".into(),
+        header: [
+            "verdict", "model", "task", "length", "metric", "score", "must be",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: results
+            .gates
+            .iter()
+            .map(|g| {
+                vec![
+                    if g.passed { "pass" } else { "FAIL" }.into(),
+                    g.model.clone(),
+                    g.task.clone(),
+                    g.seq_len.map_or("all".into(), format::length),
+                    g.metric.label().into(),
+                    g.score
+                        .map_or("not measured".into(), |s| format!("{s:.3} (n={})", g.n)),
+                    g.bound(),
+                ]
+            })
             .collect(),
     })
 }

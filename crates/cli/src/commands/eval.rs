@@ -5,11 +5,12 @@
 //! error), 2 = unusable input.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context};
 use harness::eval::config::{AccuracyConfig, CorpusConfig, Gate, TaskFileConfig};
-use harness::eval::{gate, run_eval, EvalOptions};
+use harness::eval::{run_eval, EvalOptions};
+use harness::measure::{resolve_threads, THREADS_ENV};
 use harness::results::{Metric, Results};
 use harness::suite::{Dtype, Limits, Measure, Sampling, Suite, SuiteConfig};
 use report::export::markdown::table;
@@ -77,6 +78,7 @@ fn apply_flags(config: &mut SuiteConfig, args: &EvalArgs) -> anyhow::Result<bool
         config.seq_lens.clone(),
         config.seed,
         config.dtype,
+        config.threads,
         acc.clone(),
     );
     if !args.model.is_empty() {
@@ -112,6 +114,9 @@ fn apply_flags(config: &mut SuiteConfig, args: &EvalArgs) -> anyhow::Result<bool
     if let Some(d) = args.dtype {
         config.dtype = d.into();
     }
+    if let Some(n) = args.threads {
+        config.threads = n;
+    }
     let acc = config.accuracy.clone().unwrap_or_default();
     Ok(before
         != (
@@ -119,8 +124,32 @@ fn apply_flags(config: &mut SuiteConfig, args: &EvalArgs) -> anyhow::Result<bool
             config.seq_lens.clone(),
             config.seed,
             config.dtype,
+            config.threads,
             acc,
         ))
+}
+
+/// Evaluation runs in this process, whose compute threads come from `RAYON_NUM_THREADS`
+/// (rayon reads it once, when its pool starts). When it is not the suite's count, this
+/// runs the same command again in a child that has it, as `run` does for every cell,
+/// and returns the child's exit code.
+fn rerun_with_threads(threads: usize) -> anyhow::Result<Option<ExitCode>> {
+    let want = resolve_threads(threads).to_string();
+    if std::env::var(THREADS_ENV).ok().as_deref() == Some(want.as_str()) {
+        return Ok(None);
+    }
+    let exe = std::env::current_exe().context("finding this program to rerun it")?;
+    let status = Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .env(THREADS_ENV, &want)
+        .status()
+        .with_context(|| format!("running {} with {want} threads", exe.display()))?;
+    // A child killed by a signal has no code: report failure.
+    let code = status
+        .code()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(1);
+    Ok(Some(ExitCode::from(code)))
 }
 
 fn print_tables(results: &Results) {
@@ -158,6 +187,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         Some(source) if !changed => Suite::parse(&path, source)?,
         _ => Suite::from_config(&path, config)?,
     };
+    if let Some(code) = rerun_with_threads(suite.config.threads)? {
+        return Ok(code);
+    }
     let out = args
         .out
         .clone()
@@ -186,34 +218,24 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             results.failures.len()
         );
     }
-    let gates = suite
-        .config
-        .accuracy
-        .as_ref()
-        .map(|a| gate::check(&results, &a.gates))
-        .unwrap_or_default();
+    let gates = &results.gates;
     if gates.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
     let mut failed = 0;
     println!("\ngates:");
-    for g in &gates {
-        let bound = match (g.min, g.max) {
-            (Some(lo), Some(hi)) => format!("in [{lo}, {hi}]"),
-            (Some(lo), None) => format!(">= {lo}"),
-            (None, Some(hi)) => format!("<= {hi}"),
-            (None, None) => String::new(),
-        };
+    for g in gates {
         let score = g.score.map_or("not measured".to_string(), |s| {
             format!("{s:.3} (n={})", g.n)
         });
         let at = g.seq_len.map(|l| format!(" @ {l}")).unwrap_or_default();
         println!(
-            "  {} {} {}{at} {}: {score}, must be {bound}",
+            "  {} {} {}{at} {}: {score}, must be {}",
             if g.passed { "pass" } else { "FAIL" },
             g.model,
             g.task,
-            g.metric.label()
+            g.metric.label(),
+            g.bound()
         );
         failed += usize::from(!g.passed);
     }

@@ -75,6 +75,7 @@ fn build(spec: &ModelSpec, model: Model, opts: &BuildOptions, weights: String) -
         weights,
         // Rope is computed per position: no limit but memory.
         max_seq_len: None,
+        tokenizer: None,
     };
     Ok(Llama { model, cache, info })
 }

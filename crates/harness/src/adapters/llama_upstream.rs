@@ -120,6 +120,7 @@ fn build(
         device: device_name(&opts.device),
         weights,
         max_seq_len: Some(cfg.max_position_embeddings),
+        tokenizer: None,
     };
     Ok(UpstreamLlama {
         model,

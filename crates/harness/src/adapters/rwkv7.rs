@@ -107,6 +107,7 @@ fn build(
         device: device_name(&opts.device),
         weights,
         max_seq_len: None,
+        tokenizer: None,
     };
     Ok(Rwkv7 { model, state, info })
 }

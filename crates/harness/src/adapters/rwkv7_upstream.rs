@@ -101,6 +101,7 @@ fn build(
         device: device_name(&opts.device),
         weights,
         max_seq_len: None,
+        tokenizer: None,
     };
     Ok(UpstreamRwkv7 {
         model,

@@ -1,13 +1,16 @@
 //! Gates: the go/no-go check of an evaluation. A gate passes when the pooled score of
-//! its task (over every length and depth, or one length) reaches its minimum.
+//! its task (over every length and depth, or one length) reaches its minimum. Outcomes
+//! are stored in the results file, so a report or a later job can tell go from no-go
+//! without the suite.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::config::Gate;
-use crate::results::{Metric, Results};
+use crate::model::ModelInfo;
+use crate::results::{Metric, Record};
 
 /// One gate checked against one model.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GateOutcome {
     pub task: String,
     pub model: String,
@@ -22,17 +25,28 @@ pub struct GateOutcome {
     pub passed: bool,
 }
 
+impl GateOutcome {
+    /// What the score must be: `>= 0.9`, `<= 1.2` or `in [0.5, 0.9]`.
+    pub fn bound(&self) -> String {
+        match (self.min, self.max) {
+            (Some(lo), Some(hi)) => format!("in [{lo}, {hi}]"),
+            (Some(lo), None) => format!(">= {lo}"),
+            (None, Some(hi)) => format!("<= {hi}"),
+            (None, None) => "anything".into(),
+        }
+    }
+}
+
 /// Checks every gate against every model it applies to.
-pub fn check(results: &Results, gates: &[Gate]) -> Vec<GateOutcome> {
+pub fn check(models: &[ModelInfo], records: &[Record], gates: &[Gate]) -> Vec<GateOutcome> {
     let mut out = Vec::new();
     for g in gates {
         let models: Vec<String> = match &g.model {
             Some(m) => vec![m.clone()],
-            None => results.models.iter().map(|m| m.spec.clone()).collect(),
+            None => models.iter().map(|m| m.spec.clone()).collect(),
         };
         for model in models {
-            let samples: Vec<f64> = results
-                .records
+            let samples: Vec<f64> = records
                 .iter()
                 .filter(|r| {
                     r.model == model

@@ -1,6 +1,8 @@
 //! Evaluating accuracy across sequence lengths: synthetic tasks, user task files and
 //! perplexity corpora, per model, in-process, with results written after every cell so
-//! an interrupted evaluation resumes where it stopped.
+//! an interrupted evaluation resumes where it stopped. Compute threads are the
+//! process's (`RAYON_NUM_THREADS`): the CLI starts the evaluation in a process that has
+//! the suite's.
 //!
 //! The pipeline is generate -> score -> records: [`crate::tasks`] makes examples in the
 //! model's tokenizer, [`crate::score`] and [`crate::tasks::taskfile`] score them,
@@ -406,7 +408,7 @@ pub fn run_eval(suite: &Suite, opts: &EvalOptions, obs: &mut dyn EvalObserver) -
                 machine: machine.clone(),
                 settings: RunSettings {
                     threads_requested: c.threads,
-                    threads_used: None,
+                    threads_used: Some(candle_core::utils::get_num_threads()),
                     dtype: format!("{:?}", c.dtype).to_lowercase(),
                     device: "cpu".into(),
                 },
@@ -419,6 +421,7 @@ pub fn run_eval(suite: &Suite, opts: &EvalOptions, obs: &mut dyn EvalObserver) -
                 records: records.to_vec(),
                 failures: failures.to_vec(),
                 analysis: analyse(models, records),
+                gates: gate::check(models, records, &acc.gates),
             };
             results.save(&opts.results)?;
             Ok(results)
@@ -473,7 +476,7 @@ pub fn run_eval(suite: &Suite, opts: &EvalOptions, obs: &mut dyn EvalObserver) -
             }
         };
         let mut info = model.info().clone();
-        info.weights = format!("{}; tokenizer {}", info.weights, tok.describe());
+        info.tokenizer = Some(tok.describe());
         models.retain(|m| m.spec != spec);
         models.push(info);
         let mut cx = Cx {

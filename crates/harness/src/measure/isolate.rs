@@ -45,11 +45,10 @@ fn spawn(launcher: &Launcher, plan: &CellPlan) -> Result<Child> {
         .stderr(Stdio::piped());
     // Always set: without it candle re-reads the CPU count on every matmul call, a
     // per-call cost that would fall on small decode-time products.
-    let threads = match launcher.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
-    cmd.env("RAYON_NUM_THREADS", threads.to_string());
+    cmd.env(
+        super::THREADS_ENV,
+        super::resolve_threads(launcher.threads).to_string(),
+    );
     let mut child = cmd.spawn().map_err(|e| Error::io(&launcher.program, e))?;
     let plan = serde_json::to_vec(plan).map_err(|e| Error::Cell(e.to_string()))?;
     let mut stdin = child

@@ -10,6 +10,18 @@ use serde::{Deserialize, Serialize};
 use crate::model::ModelInfo;
 use crate::suite::{Dtype, Measure, Sampling};
 
+/// The environment variable that sets the compute threads of candle (read on every
+/// matmul) and rayon (read once, when its pool starts).
+pub const THREADS_ENV: &str = "RAYON_NUM_THREADS";
+
+/// Compute threads for a requested count: 0 means every core.
+pub fn resolve_threads(requested: usize) -> usize {
+    match requested {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
 /// Everything a child process needs to measure one cell.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CellPlan {

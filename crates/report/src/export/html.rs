@@ -100,6 +100,7 @@ fn view(results: &Results) -> Result<View> {
         [
             tables::accuracy(results),
             tables::perplexity(results),
+            tables::gates(results),
             tables::scaling(results),
             tables::crossovers(results),
             tables::failures(results),

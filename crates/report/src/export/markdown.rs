@@ -93,6 +93,7 @@ impl Exporter for Markdown {
         for t in [
             tables::accuracy(results),
             tables::perplexity(results),
+            tables::gates(results),
             tables::scaling(results),
             tables::crossovers(results),
         ]
