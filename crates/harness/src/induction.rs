@@ -270,19 +270,7 @@ pub fn config(vocab: usize) -> serde_json::Value {
 /// A word-level `tokenizer.json` with one word per id (`t0`, `t1`, ...; `t0` doubles as
 /// the unknown token), so that token-level tasks can draw from the whole vocabulary.
 pub fn tokenizer(vocab: usize) -> serde_json::Value {
-    let words: serde_json::Map<String, serde_json::Value> =
-        (0..vocab).map(|i| (format!("t{i}"), json!(i))).collect();
-    json!({
-        "version": "1.0",
-        "truncation": null,
-        "padding": null,
-        "added_tokens": [],
-        "normalizer": null,
-        "pre_tokenizer": {"type": "Whitespace"},
-        "post_processor": null,
-        "decoder": null,
-        "model": {"type": "WordLevel", "vocab": words, "unk_token": "t0"},
-    })
+    crate::tokenizer::hf::word_level((0..vocab).map(|i| format!("t{i}")), "t0")
 }
 
 /// Writes the copier as a Hugging Face directory: `config.json`, `model.safetensors` and

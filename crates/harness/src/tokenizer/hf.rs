@@ -65,32 +65,39 @@ impl Tokenizer for HfTokenizer {
     }
 }
 
+/// A word-level `tokenizer.json` (whitespace pre-tokenizer, no normaliser): word `i` of
+/// `words` gets id `i`, anything else `unk`. The format needs no training, so tests and
+/// hand-built models can write one.
+pub fn word_level(words: impl IntoIterator<Item = String>, unk: &str) -> serde_json::Value {
+    let vocab: serde_json::Map<String, serde_json::Value> = words
+        .into_iter()
+        .enumerate()
+        .map(|(i, w)| (w, serde_json::json!(i)))
+        .collect();
+    serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": unk},
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A word-level tokenizer.json written by hand (the format needs no training).
-    const WORD_LEVEL: &str = r#"{
-      "version": "1.0",
-      "truncation": null,
-      "padding": null,
-      "added_tokens": [],
-      "normalizer": null,
-      "pre_tokenizer": {"type": "Whitespace"},
-      "post_processor": null,
-      "decoder": null,
-      "model": {
-        "type": "WordLevel",
-        "vocab": {"[UNK]": 0, "the": 1, "pass": 2, "key": 3, "is": 4, "71432": 5, ".": 6},
-        "unk_token": "[UNK]"
-      }
-    }"#;
 
     #[test]
     fn loads_a_tokenizer_json_and_encodes_with_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokenizer.json");
-        std::fs::write(&path, WORD_LEVEL).unwrap();
+        let words = ["[UNK]", "the", "pass", "key", "is", "71432", "."];
+        let json = word_level(words.iter().map(|w| w.to_string()), "[UNK]");
+        std::fs::write(&path, json.to_string()).unwrap();
         let t = HfTokenizer::from_file(&path).unwrap();
         assert_eq!(t.vocab_size(), 7);
         assert_eq!(
