@@ -182,8 +182,40 @@ fn malformed_suites_fail_with_a_one_line_error_naming_the_key() {
     assert!(e.contains("unknown preset `7b`"), "{e}");
     let e = expect_error(&TINY.replace("llama-upstream:preset=tiny", "mamba:preset=tiny"));
     assert!(e.contains("unknown implementation `mamba`"), "{e}");
+    let e = expect_error(&TINY.replace("decode_tokens = 2", "decode_tokens = 2\nprocesses = 0"));
+    assert!(e.contains("sampling.processes"), "{e}");
     let e = expect_error("name = \"t\"\nmodels = [\n");
     assert!(e.contains("line"), "{e}");
+}
+
+#[test]
+fn each_cell_runs_in_as_many_processes_as_asked_and_pools_their_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(
+        dir.path(),
+        &TINY.replace("decode_tokens = 2", "decode_tokens = 2\nprocesses = 3"),
+    );
+    let out = dir.path().join("out");
+    bench()
+        .arg("run")
+        .arg(&suite)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    for model in ["rwkv7-upstream:preset=tiny", "llama-upstream:preset=tiny"] {
+        let samples = |metric: &str| {
+            let rs = records(&results, model, metric);
+            assert_eq!(rs.len(), 1, "{model} {metric}");
+            rs[0]["samples"].as_array().unwrap().len()
+        };
+        // 2 decode steps and 1 prompt run per process; memory once per process.
+        assert_eq!(samples("decode_latency"), 6, "{model}");
+        assert_eq!(samples("prefill_time"), 3, "{model}");
+        assert_eq!(samples("peak_rss"), 3, "{model}");
+    }
 }
 
 #[test]
@@ -199,9 +231,13 @@ fn missing_suite_file_is_named() {
 #[test]
 fn cells_over_the_memory_budget_are_recorded_as_failed_and_the_suite_goes_on() {
     let dir = tempfile::tempdir().unwrap();
+    // Two processes per cell: a cell that failed is not run again.
     let suite = write_suite(
         dir.path(),
-        &format!("{TINY}[limits]\nmemory_budget_mb = 1\n"),
+        &format!(
+            "{}[limits]\nmemory_budget_mb = 1\n",
+            TINY.replace("decode_tokens = 2", "decode_tokens = 2\nprocesses = 2")
+        ),
     );
     let out = dir.path().join("out");
     bench()

@@ -1,5 +1,5 @@
-//! Running a suite: one isolated cell per (length, model), then statistics and
-//! scaling analysis, assembled into a [`Results`] document.
+//! Running a suite: isolated cells per (length, model), `sampling.processes` of each,
+//! then statistics and scaling analysis, assembled into a [`Results`] document.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -53,26 +53,36 @@ fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
-/// Turns a cell's raw samples into records, for the measurements the suite asked for.
-pub fn cell_records(suite: &Suite, seq_len: usize, o: &CellOutcome) -> Vec<Record> {
+/// Turns the raw samples of a cell's processes into records, for the measurements the
+/// suite asked for. Timings pool every process's samples; memory gives one sample per
+/// process.
+pub fn cell_records(suite: &Suite, seq_len: usize, outcomes: &[CellOutcome]) -> Vec<Record> {
+    let Some(first) = outcomes.first() else {
+        return Vec::new();
+    };
     let m = suite.config.measure;
+    let pooled = |f: fn(&CellOutcome) -> &[f64]| -> Vec<f64> {
+        outcomes.iter().flat_map(|o| f(o).iter().copied()).collect()
+    };
+    let per_process =
+        |f: fn(&CellOutcome) -> u64| -> Vec<f64> { outcomes.iter().map(|o| f(o) as f64).collect() };
     let mut series: Vec<(Metric, Vec<f64>)> = Vec::new();
     if m.prefill {
-        series.push((Metric::PrefillTime, o.prefill_ms.clone()));
-        let tps = o
-            .prefill_ms
+        let prefill_ms = pooled(|o| &o.prefill_ms);
+        let tps = prefill_ms
             .iter()
             .map(|ms| seq_len as f64 / (ms / 1e3))
             .collect();
+        series.push((Metric::PrefillTime, prefill_ms));
         series.push((Metric::PrefillThroughput, tps));
     }
     if m.decode {
-        series.push((Metric::DecodeLatency, o.decode_ms.clone()));
+        series.push((Metric::DecodeLatency, pooled(|o| &o.decode_ms)));
     }
     if m.memory {
-        series.push((Metric::PeakRss, vec![o.peak_rss as f64]));
-        series.push((Metric::RssAfterLoad, vec![o.rss_after_load as f64]));
-        series.push((Metric::StateBytes, vec![o.state_bytes as f64]));
+        series.push((Metric::PeakRss, per_process(|o| o.peak_rss)));
+        series.push((Metric::RssAfterLoad, per_process(|o| o.rss_after_load)));
+        series.push((Metric::StateBytes, per_process(|o| o.state_bytes)));
     }
     series
         .into_iter()
@@ -80,9 +90,9 @@ pub fn cell_records(suite: &Suite, seq_len: usize, o: &CellOutcome) -> Vec<Recor
             let summary = summarize(&samples)?;
             Some(Record {
                 suite: suite.config.name.clone(),
-                model: o.info.spec.clone(),
-                implementation: o.info.implementation.clone(),
-                arch: o.info.arch,
+                model: first.info.spec.clone(),
+                implementation: first.info.implementation.clone(),
+                arch: first.info.arch,
                 metric,
                 seq_len,
                 unit: metric.unit(),
@@ -128,40 +138,57 @@ pub fn run_suite(
         })
         .collect();
 
-    let mut records = Vec::new();
+    // `sampling.processes` rounds over every cell, so that drift over the run falls on
+    // every cell alike. A cell that fails is not run again.
+    let rounds = c.sampling.processes;
+    let total = cells.len() * rounds;
+    let mut outcomes: Vec<Vec<CellOutcome>> = vec![Vec::new(); cells.len()];
+    let mut failed = vec![false; cells.len()];
     let mut failures = Vec::new();
-    let mut models: Vec<ModelInfo> = Vec::new();
     let mut threads_used = None;
-    for (index, cell) in cells.iter().enumerate() {
-        observer.cell_started(cell, index, cells.len());
-        let plan = CellPlan {
-            model: cell.model.clone(),
-            seq_len: cell.seq_len,
-            dtype: c.dtype,
-            seed: c.seed,
-            measure: c.measure,
-            sampling: c.sampling,
-        };
-        let mut forward = |e: &CellEvent| observer.cell_progress(cell, e);
-        match run_isolated(&launcher, &plan, limits, &mut forward) {
-            Ok(outcome) => {
-                observer.cell_finished(cell, Ok(&outcome));
-                threads_used = Some(outcome.threads);
-                if !models.iter().any(|m| m.spec == outcome.info.spec) {
-                    models.push(outcome.info.clone());
-                }
-                records.extend(cell_records(suite, cell.seq_len, &outcome));
+    for round in 0..rounds {
+        for (i, cell) in cells.iter().enumerate() {
+            if failed[i] {
+                continue;
             }
-            Err(e) => {
-                let error = e.to_string();
-                observer.cell_finished(cell, Err(&error));
-                failures.push(Failure {
-                    model: cell.model.clone(),
-                    seq_len: cell.seq_len,
-                    error,
-                });
+            observer.cell_started(cell, round * cells.len() + i, total);
+            let plan = CellPlan {
+                model: cell.model.clone(),
+                seq_len: cell.seq_len,
+                dtype: c.dtype,
+                seed: c.seed,
+                measure: c.measure,
+                sampling: c.sampling,
+            };
+            let mut forward = |e: &CellEvent| observer.cell_progress(cell, e);
+            match run_isolated(&launcher, &plan, limits, &mut forward) {
+                Ok(outcome) => {
+                    observer.cell_finished(cell, Ok(&outcome));
+                    threads_used = Some(outcome.threads);
+                    outcomes[i].push(outcome);
+                }
+                Err(e) => {
+                    let error = e.to_string();
+                    observer.cell_finished(cell, Err(&error));
+                    failed[i] = true;
+                    failures.push(Failure {
+                        model: cell.model.clone(),
+                        seq_len: cell.seq_len,
+                        error,
+                    });
+                }
             }
         }
+    }
+    let mut records = Vec::new();
+    let mut models: Vec<ModelInfo> = Vec::new();
+    for (cell, outs) in cells.iter().zip(&outcomes) {
+        if let Some(o) = outs.first() {
+            if !models.iter().any(|m| m.spec == o.info.spec) {
+                models.push(o.info.clone());
+            }
+        }
+        records.extend(cell_records(suite, cell.seq_len, outs));
     }
     let analysis = analyse(&models, &records);
     Ok(Results {

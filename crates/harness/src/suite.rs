@@ -66,6 +66,11 @@ pub struct Sampling {
     pub decode_warmup: usize,
     /// Timed decode steps after the prompt (each is one sample).
     pub decode_tokens: usize,
+    /// Processes per cell, each a full measurement, run in rounds over every cell and
+    /// pooled. A process's page placement (huge pages, NUMA, cache colouring) shifts
+    /// its memory-bound timings by ~10 % on a shared machine; with one process per
+    /// cell, that luck would be read as a difference between lengths.
+    pub processes: usize,
 }
 
 impl Default for Sampling {
@@ -76,6 +81,7 @@ impl Default for Sampling {
             max_seconds_per_cell: 60.0,
             decode_warmup: 2,
             decode_tokens: 16,
+            processes: 1,
         }
     }
 }
@@ -220,6 +226,9 @@ impl Suite {
         }
         if c.sampling.repetitions == 0 {
             return fail("`sampling.repetitions` must be at least 1".into());
+        }
+        if c.sampling.processes == 0 {
+            return fail("`sampling.processes` must be at least 1".into());
         }
         if c.sampling.max_seconds_per_cell.is_nan() || c.sampling.max_seconds_per_cell <= 0.0 {
             return fail("`sampling.max_seconds_per_cell` must be positive".into());
