@@ -146,6 +146,23 @@ repetitions = 1
 decode_tokens = 2
 "#;
 
+/// Runs a suite that must succeed and returns its results.json.
+fn run_ok(body: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), body);
+    let out = dir.path().join("out");
+    bench()
+        .arg("run")
+        .arg(&suite)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    results
+}
+
 /// Runs a suite that must fail and returns stderr; checks that nothing was written.
 fn expect_error(body: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
@@ -190,21 +207,7 @@ fn malformed_suites_fail_with_a_one_line_error_naming_the_key() {
 
 #[test]
 fn each_cell_runs_in_as_many_processes_as_asked_and_pools_their_samples() {
-    let dir = tempfile::tempdir().unwrap();
-    let suite = write_suite(
-        dir.path(),
-        &TINY.replace("decode_tokens = 2", "decode_tokens = 2\nprocesses = 3"),
-    );
-    let out = dir.path().join("out");
-    bench()
-        .arg("run")
-        .arg(&suite)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success();
-    let results: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let results = run_ok(&TINY.replace("decode_tokens = 2", "decode_tokens = 2\nprocesses = 3"));
     for model in ["rwkv7-upstream:preset=tiny", "llama-upstream:preset=tiny"] {
         let samples = |metric: &str| {
             let rs = records(&results, model, metric);
@@ -230,25 +233,11 @@ fn missing_suite_file_is_named() {
 
 #[test]
 fn cells_over_the_memory_budget_are_recorded_as_failed_and_the_suite_goes_on() {
-    let dir = tempfile::tempdir().unwrap();
     // Two processes per cell: a cell that failed is not run again.
-    let suite = write_suite(
-        dir.path(),
-        &format!(
-            "{}[limits]\nmemory_budget_mb = 1\n",
-            TINY.replace("decode_tokens = 2", "decode_tokens = 2\nprocesses = 2")
-        ),
-    );
-    let out = dir.path().join("out");
-    bench()
-        .arg("run")
-        .arg(&suite)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success();
-    let results: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let results = run_ok(&format!(
+        "{}[limits]\nmemory_budget_mb = 1\n",
+        TINY.replace("decode_tokens = 2", "decode_tokens = 2\nprocesses = 2")
+    ));
     let failures = results["failures"].as_array().unwrap();
     assert_eq!(failures.len(), 2, "{failures:?}");
     assert!(failures
