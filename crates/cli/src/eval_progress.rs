@@ -1,50 +1,13 @@
-//! Progress bars for an evaluation: one overall bar (cells) and one per cell (items).
+//! Progress bars for an evaluation: [`Bars`] with one overall bar (cells) and one per
+//! cell (items).
 
 use harness::eval::{EvalCell, EvalObserver};
 use harness::results::{Metric, Record};
-use indicatif::{MultiProgress, ProgressBar};
+use indicatif::ProgressBar;
 
-pub struct EvalBars {
-    multi: MultiProgress,
-    overall: Option<ProgressBar>,
-    cell: Option<ProgressBar>,
-}
+use crate::progress::Bars;
 
-impl EvalBars {
-    pub fn new() -> Self {
-        Self {
-            multi: MultiProgress::new(),
-            overall: None,
-            cell: None,
-        }
-    }
-
-    pub fn finish(&mut self) {
-        if let Some(o) = self.overall.take() {
-            o.finish_and_clear();
-        }
-    }
-
-    fn overall(&mut self, index: usize, total: usize) -> &ProgressBar {
-        let bar = self.overall.get_or_insert_with(|| {
-            let bar = self.multi.add(ProgressBar::new(total as u64));
-            bar.set_style(crate::progress::bar_style(
-                "eval [{bar:30}] {pos}/{len} cells, {elapsed}",
-            ));
-            bar
-        });
-        bar.set_position(index as u64);
-        bar
-    }
-
-    fn line(&self, line: String) {
-        match &self.overall {
-            Some(o) if !o.is_hidden() => o.println(line),
-            // Without a terminal the bars are hidden; the lines still belong in the log.
-            _ => eprintln!("{line}"),
-        }
-    }
-}
+const OVERALL: &str = "eval [{bar:30}] {pos}/{len} cells, {elapsed}";
 
 /// `accuracy 0.80 (n=10)` or `bits/byte 1.23` for the cell's headline records.
 fn headline(records: &[Record]) -> String {
@@ -64,13 +27,13 @@ fn headline(records: &[Record]) -> String {
         .unwrap_or_default()
 }
 
-impl EvalObserver for EvalBars {
+impl EvalObserver for Bars {
     fn model_loading(&mut self, model: &str) {
         self.line(format!("loading {model}"));
     }
 
     fn cell_started(&mut self, cell: &EvalCell, index: usize, total: usize, items: usize) {
-        let overall = self.overall(index, total).clone();
+        let overall = self.overall(OVERALL, index, total).clone();
         let bar = self
             .multi
             .insert_before(&overall, ProgressBar::new(items as u64));
@@ -102,7 +65,7 @@ impl EvalObserver for EvalBars {
     }
 
     fn cell_skipped(&mut self, cell: &EvalCell, index: usize, total: usize) {
-        self.overall(index + 1, total);
+        self.overall(OVERALL, index + 1, total);
         self.line(format!(
             "resumed {:56} (already in the results)",
             cell.to_string()

@@ -1,4 +1,5 @@
-//! Progress bars for a suite run: one overall bar and one bar per cell.
+//! Progress bars: one overall bar (cells) and one bar for the cell at work. [`Bars`]
+//! draws suite runs here and evaluations in `eval_progress`.
 
 use harness::measure::{CellEvent, CellOutcome, Phase};
 use harness::runner::{CellId, Observer};
@@ -13,9 +14,9 @@ pub fn bar_style(template: &str) -> ProgressStyle {
 }
 
 pub struct Bars {
-    multi: MultiProgress,
-    overall: Option<ProgressBar>,
-    cell: Option<ProgressBar>,
+    pub(crate) multi: MultiProgress,
+    pub(crate) overall: Option<ProgressBar>,
+    pub(crate) cell: Option<ProgressBar>,
 }
 
 impl Bars {
@@ -32,6 +33,26 @@ impl Bars {
             o.finish_and_clear();
         }
     }
+
+    /// The overall bar (made with `template` on first use), moved to `index` of `total`.
+    pub(crate) fn overall(&mut self, template: &str, index: usize, total: usize) -> &ProgressBar {
+        let bar = self.overall.get_or_insert_with(|| {
+            let bar = self.multi.add(ProgressBar::new(total as u64));
+            bar.set_style(bar_style(template));
+            bar
+        });
+        bar.set_position(index as u64);
+        bar
+    }
+
+    /// A line above the bars.
+    pub(crate) fn line(&self, line: String) {
+        match &self.overall {
+            Some(o) if !o.is_hidden() => o.println(line),
+            // Without a terminal the bars are hidden; the lines still belong in the log.
+            _ => eprintln!("{line}"),
+        }
+    }
 }
 
 fn label(cell: &CellId) -> String {
@@ -40,13 +61,14 @@ fn label(cell: &CellId) -> String {
 
 impl Observer for Bars {
     fn cell_started(&mut self, cell: &CellId, index: usize, total: usize) {
-        let overall = self.overall.get_or_insert_with(|| {
-            let bar = self.multi.add(ProgressBar::new(total as u64));
-            bar.set_style(bar_style("suite [{bar:30}] {pos}/{len} cells, {elapsed}"));
-            bar
-        });
-        overall.set_position(index as u64);
-        let bar = self.multi.insert_before(overall, ProgressBar::new(1));
+        let overall = self
+            .overall(
+                "suite [{bar:30}] {pos}/{len} cells, {elapsed}",
+                index,
+                total,
+            )
+            .clone();
+        let bar = self.multi.insert_before(&overall, ProgressBar::new(1));
         bar.set_style(bar_style(
             "  {prefix:48} {msg:10} [{bar:20}] {pos}/{len} {elapsed}",
         ));

@@ -17,7 +17,7 @@ use report::export::markdown::table;
 use report::tables;
 
 use crate::cli::EvalArgs;
-use crate::eval_progress::EvalBars;
+use crate::progress::Bars;
 
 /// `TASK=SCORE` from `--min`.
 fn parse_min(s: &str) -> anyhow::Result<Gate> {
@@ -198,7 +198,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         results: out.join("results.json"),
         resume: args.resume,
     };
-    let mut bars = EvalBars::new();
+    let mut bars = Bars::new();
     let results = run_eval(&suite, &opts, &mut bars);
     bars.finish();
     let results = results?;
