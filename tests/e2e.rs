@@ -44,7 +44,11 @@ fn ci_suite_runs_end_to_end_and_writes_valid_results() {
 
     let text = std::fs::read_to_string(out.path().join("results.json")).unwrap();
     let results: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(results["schema_version"], 1);
+    assert_eq!(results["schema_version"], 2);
+    for m in results["models"].as_array().unwrap() {
+        assert_eq!(m["weights"]["kind"], "random", "{m}");
+        assert_eq!(m["weights"]["preset"], "tiny", "{m}");
+    }
     assert!(!results["machine"]["cpu_model"].as_str().unwrap().is_empty());
     assert!(results["machine"]["ram_bytes"].as_u64().unwrap() > 0);
     assert_eq!(results["settings"]["threads_used"], 2);
@@ -219,6 +223,31 @@ fn each_cell_runs_in_as_many_processes_as_asked_and_pools_their_samples() {
         assert_eq!(samples("prefill_time"), 3, "{model}");
         assert_eq!(samples("peak_rss"), 3, "{model}");
     }
+}
+
+/// A model spec that names a tokenizer (for the accuracy tasks of the same suite) runs
+/// its speed cells like any other: the spec is parsed once, typed, and the tokenizer is
+/// not mistaken for part of the preset name.
+#[test]
+fn models_that_name_a_tokenizer_run_and_keep_their_spec() {
+    let spec = "rwkv7:preset=tiny,tokenizer=bytes";
+    let results = run_ok(&TINY.replace("rwkv7-upstream:preset=tiny", spec));
+    assert_eq!(
+        results["failures"].as_array().unwrap().len(),
+        0,
+        "{}",
+        results["failures"]
+    );
+    assert_eq!(records(&results, spec, "decode_latency").len(), 1);
+    let model = results["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["spec"] == spec)
+        .unwrap();
+    assert_eq!(model["implementation"], "rwkv7");
+    let e = expect_error(&TINY.replace("preset=tiny\"", "preset=tiny,tokenizer=sentencepiece:x\""));
+    assert!(e.contains("tokenizer") && e.contains("world:PATH"), "{e}");
 }
 
 #[test]

@@ -77,7 +77,7 @@ fn synthetic_tasks_write_accuracy_records_and_a_failed_gate_exits_1() {
     assert!(log.contains("random weights"), "{log}");
 
     let r = results(out.path());
-    assert_eq!(r["schema_version"], 1);
+    assert_eq!(r["schema_version"], 2);
     // One copy gate per model, both failed, kept in the results.
     let gates = r["gates"].as_array().unwrap();
     assert_eq!(gates.len(), 2, "{gates:?}");
@@ -132,7 +132,7 @@ fn the_hand_built_copier_passes_its_gates() {
     // head), with its own word-level tokenizer of 4096 ids.
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("copier");
-    harness::induction::write(&model, 4096, 0).unwrap();
+    testkit::induction::write(&model, 4096, 0).unwrap();
     let spec = format!("llama:{}", model.display());
     let out = dir.path().join("out");
     let run = bench()
@@ -169,8 +169,12 @@ fn the_hand_built_copier_passes_its_gates() {
             .contains("tokenizer.json"),
         "{info}"
     );
+    assert_eq!(info["weights"]["kind"], "checkpoint", "{info}");
     assert!(
-        !info["weights"].as_str().unwrap().contains("tokenizer"),
+        !info["weights"]["path"]
+            .as_str()
+            .unwrap()
+            .contains("tokenizer"),
         "{info}"
     );
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use harness::suite::Dtype;
+use results::suite::Dtype;
+use results::ModelSpec;
 
 #[derive(Parser)]
 #[command(
@@ -96,10 +97,10 @@ pub struct CompareArgs {
     /// A cell regresses when the whole 95 % interval of its change exceeds this
     #[arg(long, default_value = "10%", value_parser = parse_fraction)]
     pub max_regression: f64,
-    /// RWKV/transformer ratio that must not fall by more than PERCENT, e.g.
+    /// Transformer/RWKV cost ratio (baseline over candidate) that must not fall by more than PERCENT, e.g.
     /// decode_latency@4096=10% (repeatable)
     #[arg(long, value_name = "METRIC@LENGTH=PERCENT")]
-    pub ratio_gate: Vec<harness::compare::RatioGate>,
+    pub ratio_gate: Vec<results::compare::RatioGate>,
     /// Compare only these metrics (repeatable) [default: all timing and memory metrics]
     #[arg(long, value_enum)]
     pub metric: Vec<MetricArg>,
@@ -117,9 +118,9 @@ pub enum MetricArg {
     StateBytes,
 }
 
-impl From<MetricArg> for harness::results::Metric {
+impl From<MetricArg> for results::Metric {
     fn from(m: MetricArg) -> Self {
-        use harness::results::Metric;
+        use results::Metric;
         match m {
             MetricArg::PrefillTime => Metric::PrefillTime,
             MetricArg::DecodeLatency => Metric::DecodeLatency,
@@ -136,7 +137,7 @@ pub enum CompareFormat {
 }
 
 fn parse_fraction(s: &str) -> Result<f64, String> {
-    harness::compare::parse_percent(s)
+    results::compare::parse_percent(s)
         .ok_or_else(|| format!("`{s}` is not a percentage such as 10%"))
 }
 
@@ -144,7 +145,7 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
 pub struct LogitsArgs {
     /// Model spec, e.g. rwkv7:model.pth or llama:hf_dir
     #[arg(long)]
-    pub model: String,
+    pub model: ModelSpec,
     /// Comma-separated token ids
     #[arg(long, value_delimiter = ',', required = true)]
     pub tokens: Vec<u32>,
@@ -199,7 +200,7 @@ pub struct EvalArgs {
     /// Model spec, optionally with its tokenizer: SPEC[,tokenizer=bytes|world:PATH|hf:PATH]
     /// (repeatable)
     #[arg(long)]
-    pub model: Vec<String>,
+    pub model: Vec<ModelSpec>,
     /// Synthetic task (repeatable)
     #[arg(long, value_enum)]
     pub task: Vec<TaskArg>,
@@ -248,9 +249,9 @@ pub enum TaskArg {
     Copy,
 }
 
-impl From<TaskArg> for harness::tasks::TaskKind {
+impl From<TaskArg> for results::task::TaskKind {
     fn from(t: TaskArg) -> Self {
-        use harness::tasks::TaskKind;
+        use results::task::TaskKind;
         match t {
             TaskArg::Passkey => TaskKind::Passkey,
             TaskArg::Niah => TaskKind::Niah,

@@ -2,7 +2,6 @@
 
 mod cli;
 mod commands;
-mod eval_progress;
 mod progress;
 
 use std::process::ExitCode;
@@ -28,11 +27,13 @@ fn run() -> anyhow::Result<ExitCode> {
 /// cannot be compared) exits 2, so CI can tell it from a regression (1).
 fn exit_code(e: &anyhow::Error) -> u8 {
     let unusable = e.chain().any(|c| {
-        c.is::<harness::compare::Unusable>()
+        c.is::<results::compare::Unusable>()
             || matches!(
-                c.downcast_ref::<harness::Error>(),
-                Some(harness::Error::Results { .. })
+                c.downcast_ref::<results::Error>(),
+                Some(results::Error::Results { .. })
             )
+            || c.downcast_ref::<models::Error>()
+                .is_some_and(models::Error::is_unusable_results)
     });
     if unusable {
         2

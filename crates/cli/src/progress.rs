@@ -1,27 +1,61 @@
-//! Progress bars: one overall bar (cells) and one bar for the cell at work. [`Bars`]
-//! draws suite runs here and evaluations in `eval_progress`.
+//! Progress bars for suites and evaluations alike: one overall bar (cells) and one bar
+//! for the cell at work, and a line per finished cell.
 
-use harness::measure::{CellEvent, CellOutcome, Phase};
-use harness::runner::{CellId, Observer};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use results::pipeline::{Cell, Observer, Phase};
+use results::{Metric, ModelSpec, Record};
 
 /// A bar style from an indicatif template (our templates are constants; the default
 /// style stands in should one ever fail to parse).
-pub fn bar_style(template: &str) -> ProgressStyle {
+fn bar_style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ")
 }
 
 pub struct Bars {
-    pub(crate) multi: MultiProgress,
-    pub(crate) overall: Option<ProgressBar>,
-    pub(crate) cell: Option<ProgressBar>,
+    /// What the overall bar counts: `suite` or `eval`.
+    what: &'static str,
+    multi: MultiProgress,
+    overall: Option<ProgressBar>,
+    cell: Option<ProgressBar>,
+}
+
+/// The figures of a finished cell worth a line: the speed measurements, or the
+/// accuracy (or bits per byte) of an accuracy cell.
+fn summary(records: &[Record]) -> String {
+    let median = |m: Metric| records.iter().find(|r| r.metric == m);
+    if let Some(prefill) = median(Metric::PrefillTime) {
+        let decode = median(Metric::DecodeLatency).map_or(f64::NAN, |r| r.summary.median);
+        let peak = median(Metric::PeakRss).map_or(f64::NAN, |r| r.summary.median);
+        return format!(
+            "prefill {:>9.1} ms (n={}), decode {:>7.2} ms/token, peak {}",
+            prefill.summary.median,
+            prefill.samples.len(),
+            decode,
+            report::format::bytes(peak)
+        );
+    }
+    let acc: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.metric == Metric::Accuracy)
+        .collect();
+    if !acc.is_empty() {
+        let n: usize = acc.iter().map(|r| r.samples.len()).sum();
+        let k: f64 = acc.iter().flat_map(|r| r.samples.iter()).sum();
+        return format!("accuracy {:.2} ({k:.0}/{n})", k / n.max(1) as f64);
+    }
+    records
+        .iter()
+        .find(|r| r.metric == Metric::BitsPerByte)
+        .map(|r| format!("{:.3} bits/byte", r.summary.mean))
+        .unwrap_or_default()
 }
 
 impl Bars {
-    pub fn new() -> Self {
+    pub fn new(what: &'static str) -> Self {
         Self {
+            what,
             multi: MultiProgress::new(),
             overall: None,
             cell: None,
@@ -34,11 +68,14 @@ impl Bars {
         }
     }
 
-    /// The overall bar (made with `template` on first use), moved to `index` of `total`.
-    pub(crate) fn overall(&mut self, template: &str, index: usize, total: usize) -> &ProgressBar {
+    /// The overall bar (made on first use), moved to `index` of `total`.
+    fn overall(&mut self, index: usize, total: usize) -> &ProgressBar {
+        let what = self.what;
         let bar = self.overall.get_or_insert_with(|| {
             let bar = self.multi.add(ProgressBar::new(total as u64));
-            bar.set_style(bar_style(template));
+            bar.set_style(bar_style(&format!(
+                "{what} [{{bar:30}}] {{pos}}/{{len}} cells, {{elapsed}}"
+            )));
             bar
         });
         bar.set_position(index as u64);
@@ -46,7 +83,7 @@ impl Bars {
     }
 
     /// A line above the bars.
-    pub(crate) fn line(&self, line: String) {
+    fn line(&self, line: String) {
         match &self.overall {
             Some(o) if !o.is_hidden() => o.println(line),
             // Without a terminal the bars are hidden; the lines still belong in the log.
@@ -55,71 +92,49 @@ impl Bars {
     }
 }
 
-fn label(cell: &CellId) -> String {
-    format!("{} @ {}", cell.model, cell.seq_len)
-}
-
 impl Observer for Bars {
-    fn cell_started(&mut self, cell: &CellId, index: usize, total: usize) {
-        let overall = self
-            .overall(
-                "suite [{bar:30}] {pos}/{len} cells, {elapsed}",
-                index,
-                total,
-            )
-            .clone();
+    fn model_loading(&mut self, model: &ModelSpec) {
+        self.line(format!("loading {model}"));
+    }
+
+    fn cell_started(&mut self, cell: &Cell, index: usize, total: usize) {
+        let overall = self.overall(index, total).clone();
         let bar = self.multi.insert_before(&overall, ProgressBar::new(1));
         bar.set_style(bar_style(
-            "  {prefix:48} {msg:10} [{bar:20}] {pos}/{len} {elapsed}",
+            "  {prefix:56} {msg:10} [{bar:20}] {pos}/{len} {elapsed}",
         ));
-        bar.set_prefix(label(cell));
+        bar.set_prefix(cell.to_string());
         bar.set_message("starting");
         self.cell = Some(bar);
     }
 
-    fn cell_progress(&mut self, _cell: &CellId, event: &CellEvent) {
-        if let (Some(bar), CellEvent::Progress { phase, done, total }) = (&self.cell, event) {
-            let name = match phase {
-                Phase::Load => "loading",
-                Phase::Warmup => "warm-up",
-                Phase::Prefill => "prefill",
-                Phase::Decode => "decode",
-            };
-            bar.set_message(name);
-            bar.set_length(*total as u64);
-            bar.set_position(*done as u64);
+    fn cell_progress(&mut self, _cell: &Cell, phase: Phase, done: usize, total: usize) {
+        if let Some(bar) = &self.cell {
+            bar.set_message(phase.label());
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
         }
     }
 
-    fn cell_finished(&mut self, cell: &CellId, result: Result<&CellOutcome, &str>) {
-        let Some(bar) = self.cell.take() else { return };
-        bar.set_style(
-            ProgressStyle::with_template("  {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        let line = match result {
-            Ok(o) => {
-                let median =
-                    |v: &[f64]| harness::stats::summarize(v).map_or(f64::NAN, |s| s.median);
-                format!(
-                    "ok     {:48} prefill {:>9.1} ms (n={}), decode {:>7.2} ms/token, peak {}",
-                    label(cell),
-                    median(&o.prefill_ms),
-                    o.prefill_ms.len(),
-                    median(&o.decode_ms),
-                    report::format::bytes(o.peak_rss as f64)
-                )
-            }
-            Err(e) => format!("failed {:48} {e}", label(cell)),
-        };
-        // Without a terminal the bars are hidden; the per-cell lines still belong in
-        // the log.
-        if bar.is_hidden() {
-            eprintln!("{line}");
+    fn cell_finished(&mut self, cell: &Cell, result: Result<&[Record], &str>) {
+        if let Some(bar) = self.cell.take() {
+            bar.finish_and_clear();
         }
-        bar.finish_with_message(line);
+        let line = match result {
+            Ok(records) => format!("ok      {:56} {}", cell.to_string(), summary(records)),
+            Err(e) => format!("failed  {:56} {e}", cell.to_string()),
+        };
+        self.line(line);
         if let Some(o) = &self.overall {
             o.inc(1);
         }
+    }
+
+    fn cell_skipped(&mut self, cell: &Cell, index: usize, total: usize) {
+        self.overall(index + 1, total);
+        self.line(format!(
+            "resumed {:56} (already in the results)",
+            cell.to_string()
+        ));
     }
 }

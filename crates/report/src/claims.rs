@@ -2,8 +2,8 @@
 //! a verdict. Computed from a results document only, so every figure is a measurement
 //! of that run.
 
-use harness::model::Arch;
-use harness::results::{Metric, Results};
+use results::analysis::pairs;
+use results::{Metric, ModelSpec, Results};
 use serde::Serialize;
 
 use crate::format;
@@ -39,20 +39,20 @@ const FLAT: f64 = 1.10;
 const LONG: usize = 4096;
 const EDGE_BUDGET: f64 = 8.0 * (1u64 << 30) as f64;
 
-/// The first model of each architecture: the pair the claims are judged on.
-fn pair(results: &Results) -> Option<(&str, &str)> {
-    let first = |arch| {
-        results
-            .models
-            .iter()
-            .find(|m| m.arch == arch)
-            .map(|m| m.spec.as_str())
-    };
-    Some((first(Arch::Rwkv)?, first(Arch::Transformer)?))
+/// The first (candidate, baseline) pair of the run, by architecture: the pair the
+/// claims are judged on.
+fn pair(results: &Results) -> Option<(&ModelSpec, &ModelSpec)> {
+    pairs(&results.models)
+        .first()
+        .map(|(c, b)| (&c.spec, &b.spec))
 }
 
 /// `(shortest length, median), (longest length, median)` of a model's metric.
-fn ends(results: &Results, model: &str, metric: Metric) -> Option<((usize, f64), (usize, f64))> {
+fn ends(
+    results: &Results,
+    model: &ModelSpec,
+    metric: Metric,
+) -> Option<((usize, f64), (usize, f64))> {
     let s = results.series(model, metric);
     let (a, b) = (s.first()?, s.last()?);
     (s.len() >= 2).then_some(((a.seq_len, a.summary.median), (b.seq_len, b.summary.median)))
@@ -80,7 +80,7 @@ fn decode_constant(results: &Results) -> Claim {
     };
     let (((d0, r0), (d1, r1)), ((_, t0), (_, t1))) = (rw, tr);
     let (rg, tg) = (r1 / r0, t1 / t0);
-    let ms = |v| format::value(harness::results::Unit::MsPerToken, v);
+    let ms = |v| format::value(results::Unit::MsPerToken, v);
     Claim {
         claim: CLAIM,
         measured: format!(
@@ -152,7 +152,7 @@ fn long_speedup(results: &Results) -> Claim {
             .speedups
             .iter()
             .filter(|s| {
-                s.metric == metric && s.rwkv == r && s.transformer == t && s.seq_len >= LONG
+                s.metric == metric && s.candidate == *r && s.baseline == *t && s.seq_len >= LONG
             })
             .max_by_key(|s| s.seq_len)
     };
@@ -160,7 +160,7 @@ fn long_speedup(results: &Results) -> Claim {
     if prefill.is_none() && decode.is_none() {
         return not_measured(CLAIM, "no length of 4k tokens or more was measured");
     }
-    let describe = |name: &str, s: Option<&harness::analysis::Speedup>| {
+    let describe = |name: &str, s: Option<&results::analysis::Speedup>| {
         s.map(|s| format!("{name} {:.2}× at {}", s.ratio, format::length(s.seq_len)))
     };
     let parts: Vec<String> = [describe("prefill", prefill), describe("decode", decode)]
@@ -184,8 +184,8 @@ fn fits_edge(results: &Results) -> Claim {
     let Some(r) = results
         .models
         .iter()
-        .find(|m| m.arch == Arch::Rwkv)
-        .map(|m| m.spec.as_str())
+        .find(|m| m.arch.constant_state())
+        .map(|m| &m.spec)
     else {
         return not_measured(CLAIM, "no RWKV model in this run");
     };
@@ -211,12 +211,14 @@ fn fits_edge(results: &Results) -> Claim {
 }
 
 /// Pooled exact-match accuracy of a model on a task: (hits, trials).
-fn pooled(results: &Results, model: &str, task: &str) -> Option<(usize, usize)> {
+fn pooled(results: &Results, model: &ModelSpec, task: &str) -> Option<(usize, usize)> {
     let samples: Vec<f64> = results
         .records
         .iter()
         .filter(|r| {
-            r.model == model && r.metric == Metric::Accuracy && r.task.task.as_deref() == Some(task)
+            r.model == *model
+                && r.metric == Metric::Accuracy
+                && r.task.task.as_deref() == Some(task)
         })
         .flat_map(|r| r.samples.iter().copied())
         .collect();
@@ -225,18 +227,22 @@ fn pooled(results: &Results, model: &str, task: &str) -> Option<(usize, usize)> 
 
 fn recall(results: &Results) -> Claim {
     const CLAIM: &str = "RWKV underperforms on some reasoning/recall tasks";
-    let with_accuracy = |arch| {
-        results.models.iter().filter(|m| m.arch == arch).find(|m| {
-            results
-                .records
-                .iter()
-                .any(|r| r.model == m.spec && r.metric == Metric::Accuracy)
-        })
+    let with_accuracy = |constant: bool| {
+        results
+            .models
+            .iter()
+            .filter(|m| m.arch.constant_state() == constant)
+            .find(|m| {
+                results
+                    .records
+                    .iter()
+                    .any(|r| r.model == m.spec && r.metric == Metric::Accuracy)
+            })
     };
     if !results.records.iter().any(|r| r.metric == Metric::Accuracy) {
         return not_measured(CLAIM, "no accuracy records in this run");
     }
-    let (Some(r), Some(t)) = (with_accuracy(Arch::Rwkv), with_accuracy(Arch::Transformer)) else {
+    let (Some(r), Some(t)) = (with_accuracy(true), with_accuracy(false)) else {
         return not_measured(
             CLAIM,
             "needs accuracy records (rwkv-bench eval) for one RWKV and one transformer model",
@@ -260,8 +266,8 @@ fn recall(results: &Results) -> Claim {
             continue;
         };
         let (ri, ti) = (
-            harness::stats::wilson_interval(rk, rn, harness::stats::CONFIDENCE),
-            harness::stats::wilson_interval(tk, tn, harness::stats::CONFIDENCE),
+            results::stats::wilson_interval(rk, rn, results::stats::CONFIDENCE),
+            results::stats::wilson_interval(tk, tn, results::stats::CONFIDENCE),
         );
         // Worse only when the intervals do not overlap.
         worse |= ri.hi < ti.lo;
@@ -274,7 +280,7 @@ fn recall(results: &Results) -> Claim {
     if parts.is_empty() {
         return not_measured(CLAIM, "no task was evaluated on both architectures");
     }
-    let random = [r, t].iter().any(|m| m.weights.starts_with("random"));
+    let random = [r, t].iter().any(|m| m.weights.is_random());
     if random {
         return not_measured(
             CLAIM,

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use harness::compare::{metric_key, CellChange, Comparison, Verdict};
+use results::compare::{metric_key, CellChange, Comparison, Verdict};
 
 use crate::format;
 
@@ -71,8 +71,8 @@ pub fn markdown(cmp: &Comparison) -> String {
                 metric_key(g.gate.metric),
                 g.gate.seq_len,
                 g.gate.max_drop * 100.0,
-                g.transformer,
-                g.rwkv,
+                g.baseline,
+                g.candidate,
                 g.baseline_ratio,
                 g.current_ratio.map_or("–".into(), |r| format!("{r:.2}×")),
                 if g.passed { "pass" } else { "**fail**" }

@@ -3,7 +3,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error(transparent)]
-    Harness(#[from] harness::Error),
+    Data(#[from] results::Error),
     #[error("chart: {0}")]
     Chart(String),
     #[error("template: {0}")]

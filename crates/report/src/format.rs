@@ -1,6 +1,6 @@
 //! Human-readable numbers with units.
 
-use harness::results::Unit;
+use results::Unit;
 
 /// A value with its unit, scaled to a readable magnitude.
 pub fn value(unit: Unit, v: f64) -> String {

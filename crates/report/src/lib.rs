@@ -1,6 +1,6 @@
 //! Reports from a results document: plotters charts (SVG and PNG), a self-contained
 //! HTML page, a Markdown summary and the claims table. Exporters turn
-//! [`harness::results::Results`] into bytes and do no I/O; [`write_report`] writes them.
+//! [`results::Results`] into bytes and do no I/O; [`write_report`] writes them.
 
 pub mod chart;
 pub mod claims;
@@ -12,7 +12,7 @@ pub mod tables;
 
 use std::path::{Path, PathBuf};
 
-use harness::results::Results;
+use results::Results;
 
 pub use error::{ReportError, Result};
 pub use export::{html::Html, markdown::Markdown, Exporter};
@@ -31,13 +31,13 @@ pub fn write_charts(charts: &[chart::Chart], dir: &Path) -> Result<Vec<PathBuf>>
     for c in charts {
         let svg = dir.join(format!("{}.svg", c.name));
         let text = chart::render_svg(&c.data, chart::PlotContext::default())?;
-        harness::atomic::write(&svg, text.as_bytes())?;
+        results::atomic::write(&svg, text.as_bytes())?;
         let png = dir.join(format!("{}.png", c.name));
         // The PNG encoder picks the format from the extension: render to a temporary
         // `.png` beside the target, then rename.
         let partial = dir.join(format!(".{}.partial.png", c.name));
         chart::render_png(&c.data, chart::PlotContext::default(), &partial)?;
-        std::fs::rename(&partial, &png).map_err(|e| harness::Error::io(&png, e))?;
+        std::fs::rename(&partial, &png).map_err(|e| results::Error::io(&png, e))?;
         written.extend([svg, png]);
     }
     Ok(written)
@@ -48,9 +48,9 @@ pub fn write_charts(charts: &[chart::Chart], dir: &Path) -> Result<Vec<PathBuf>>
 pub fn write_report(results: &Results, dir: &Path) -> Result<Written> {
     let charts = write_charts(&chart::charts(results), &dir.join("charts"))?;
     let html = dir.join("report.html");
-    harness::atomic::write(&html, &Html.serialize(results)?)?;
+    results::atomic::write(&html, &Html.serialize(results)?)?;
     let markdown = dir.join("summary.md");
-    harness::atomic::write(&markdown, &Markdown.serialize(results)?)?;
+    results::atomic::write(&markdown, &Markdown.serialize(results)?)?;
     Ok(Written {
         html,
         markdown,

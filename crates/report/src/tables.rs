@@ -1,8 +1,8 @@
 //! The report's tables, built once from a results document and rendered by every
 //! markup format (Markdown, HTML), so a new column is written in one place.
 
-use harness::analysis::CrossoverAt;
-use harness::results::{Metric, Results};
+use results::analysis::CrossoverAt;
+use results::{Metric, Results};
 use serde::Serialize;
 
 use crate::claims::Claim;
@@ -53,10 +53,10 @@ pub fn models(results: &Results) -> Table {
             .iter()
             .map(|m| {
                 let mut row = vec![
-                    m.spec.clone(),
+                    m.spec.to_string(),
                     m.description.clone(),
                     format!("{:.1} M", m.params as f64 / 1e6),
-                    m.weights.clone(),
+                    m.weights.to_string(),
                 ];
                 if tokenizers {
                     row.push(m.tokenizer.clone().unwrap_or_else(|| "-".into()));
@@ -85,7 +85,7 @@ pub fn metric(results: &Results, metric: Metric) -> Option<Table> {
         .models
         .iter()
         .map(|m| {
-            let mut row = vec![m.spec.clone()];
+            let mut row = vec![m.spec.to_string()];
             row.extend(lens.iter().map(|&l| {
                 let rec = results
                     .records
@@ -133,7 +133,7 @@ pub fn scaling(results: &Results) -> Option<Table> {
             .map(|s| {
                 let lens: Vec<String> = s.seq_lens.iter().map(|&l| format::length(l)).collect();
                 vec![
-                    s.model.clone(),
+                    s.model.to_string(),
                     s.metric.label().into(),
                     format!("{:.2}", s.slope),
                     lens.join(", "),
@@ -146,7 +146,7 @@ pub fn scaling(results: &Results) -> Option<Table> {
 /// Describes where a crossover lies.
 pub fn crossover_text(at: CrossoverAt) -> String {
     match at {
-        CrossoverAt::RwkvCheaperThroughout { from } => {
+        CrossoverAt::CheaperThroughout { from } => {
             format!("cheaper at every length from {}", format::length(from))
         }
         CrossoverAt::Crosses { length, between } => format!(
@@ -172,8 +172,8 @@ pub fn crossovers(results: &Results) -> Option<Table> {
             .map(|c| {
                 vec![
                     c.metric.label().into(),
-                    c.rwkv.clone(),
-                    c.transformer.clone(),
+                    c.candidate.to_string(),
+                    c.baseline.to_string(),
                     crossover_text(c.at),
                 ]
             })
@@ -206,7 +206,13 @@ pub fn failures(results: &Results) -> Option<Table> {
         rows: results
             .failures
             .iter()
-            .map(|f| vec![f.model.clone(), format::length(f.seq_len), f.error.clone()])
+            .map(|f| {
+                vec![
+                    f.model.to_string(),
+                    format::length(f.seq_len),
+                    f.error.clone(),
+                ]
+            })
             .collect(),
     })
 }
@@ -227,7 +233,7 @@ pub fn gates(results: &Results) -> Option<Table> {
             .map(|g| {
                 vec![
                     if g.passed { "pass" } else { "FAIL" }.into(),
-                    g.model.clone(),
+                    g.model.to_string(),
                     g.task.clone(),
                     g.seq_len.map_or("all".into(), format::length),
                     g.metric.label().into(),
@@ -247,10 +253,7 @@ pub fn metrics(results: &Results) -> Vec<Table> {
 
 /// Whether any model of the run has random weights (accuracy then measures nothing).
 pub fn has_random_weights(results: &Results) -> bool {
-    results
-        .models
-        .iter()
-        .any(|m| m.weights.starts_with("random"))
+    results.models.iter().any(|m| m.weights.is_random())
 }
 
 const RANDOM_NOTE: &str = "Random-weight models score at chance: these numbers test the \
@@ -258,7 +261,7 @@ const RANDOM_NOTE: &str = "Random-weight models score at chance: these numbers t
 
 /// Accuracy per model, task, length and depth, with the Wilson interval and chance.
 pub fn accuracy(results: &Results) -> Option<Table> {
-    let mut recs: Vec<&harness::results::Record> = results
+    let mut recs: Vec<&results::Record> = results
         .records
         .iter()
         .filter(|r| matches!(r.metric, Metric::Accuracy | Metric::AccuracyNorm))
@@ -276,7 +279,7 @@ pub fn accuracy(results: &Results) -> Option<Table> {
                     .total_cmp(&b.task.depth.unwrap_or(0.0)),
             )
     });
-    let ll = |r: &harness::results::Record| {
+    let ll = |r: &results::Record| {
         results
             .records
             .iter()
@@ -321,7 +324,7 @@ pub fn accuracy(results: &Results) -> Option<Table> {
                     task
                 };
                 vec![
-                    r.model.clone(),
+                    r.model.to_string(),
                     task,
                     format::length(r.seq_len),
                     r.task
@@ -352,7 +355,7 @@ pub fn accuracy(results: &Results) -> Option<Table> {
 /// Bits per byte per model, corpus and window, and the loss by position of the longest
 /// window.
 pub fn perplexity(results: &Results) -> Option<Table> {
-    let mut recs: Vec<&harness::results::Record> = results
+    let mut recs: Vec<&results::Record> = results
         .records
         .iter()
         .filter(|r| matches!(r.metric, Metric::BitsPerByte | Metric::LossByPosition))
@@ -391,7 +394,7 @@ pub fn perplexity(results: &Results) -> Option<Table> {
             .iter()
             .map(|r| {
                 vec![
-                    r.model.clone(),
+                    r.model.to_string(),
                     r.task.task.clone().unwrap_or_default(),
                     r.metric.label().into(),
                     match r.metric {

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use harness::compare::{compare, CompareOptions};
-use harness::results::Results;
 use report::{Exporter, Html, Markdown};
+use results::compare::{compare, CompareOptions};
+use results::Results;
 
 fn fixture() -> Results {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/results/ci.json");

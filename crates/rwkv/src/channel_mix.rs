@@ -5,7 +5,8 @@ use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::config::Config;
-use crate::kernels::{last_positions, linear, ReluSquare, ShiftMix};
+use crate::gemv::linear;
+use crate::ops::{last_positions, ReluSquare, ShiftMix};
 use crate::state::LayerState;
 use crate::time_mix::vector;
 use crate::Result;

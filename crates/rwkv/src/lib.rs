@@ -16,22 +16,24 @@
 //! let model = Model::new(&cfg, ckpt.into_var_builder(&dev))?;
 //! let mut state = State::new(&cfg, 1, &dev)?;
 //! let prompt = Tensor::new(&[[510u32, 4600, 43]], &dev)?;
-//! let logits = model.forward(&prompt, &mut state, Logits::Last)?; // (1, 1, vocab)
+//! let logits = model.forward(&prompt, &mut state, Logits::Last)?; // (1, vocab)
 //! # Ok(()) }
 //! ```
 
 pub mod channel_mix;
 pub mod config;
 pub mod error;
-mod kernels;
+mod gemv;
 pub mod load;
 pub mod model;
+mod ops;
 pub mod state;
 pub mod time_mix;
 pub mod wkv;
 
 pub use config::{CheckpointShapes, Config, LoraDims};
 pub use error::{Error, Result};
+pub use kernels::Logits;
 pub use load::Checkpoint;
-pub use model::{Logits, Model};
+pub use model::Model;
 pub use state::{LayerState, State};

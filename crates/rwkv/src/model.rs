@@ -3,23 +3,15 @@
 
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
+use kernels::Logits;
 
 use crate::channel_mix::ChannelMix;
 use crate::config::Config;
-use crate::kernels::{layer_norm, linear, AddAssign};
+use crate::gemv::linear;
+use crate::ops::{last_positions, layer_norm, AddAssign};
 use crate::state::State;
 use crate::time_mix::TimeMix;
 use crate::{Error, Result};
-
-/// Which positions [`Model::forward`] computes logits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Logits {
-    /// Every position: `(B, T, V)`. Costs a `T x V` tensor; for long inputs call
-    /// `forward` per chunk instead.
-    All,
-    /// Only the last position: `(B, 1, V)`. Prompt processing.
-    Last,
-}
 
 /// Default prompt chunk: long enough that matrix products run at full speed, short
 /// enough that a chunk's activations (about 70 bytes x C per token) stay small.
@@ -110,8 +102,8 @@ impl Model {
     /// logits of [`Logits::All`]).
     ///
     /// # Shapes
-    /// `tokens (B, T)` u32 or i64 -> logits `(B, T, V)` ([`Logits::All`]) or
-    /// `(B, 1, V)` ([`Logits::Last`]), f32. `state` must have batch size B.
+    /// `tokens (B, T)` u32 or i64 -> logits `(B, T, V)` ([`Logits::All`]) or `(B, V)`
+    /// ([`Logits::Last`]), f32. `state` must have batch size B.
     pub fn forward(&self, tokens: &Tensor, state: &mut State, logits: Logits) -> Result<Tensor> {
         // Run on a rayon worker: the parallel steps inside (a decode step has about 80)
         // then fork from within the pool, a deque push, instead of waking the pool from
@@ -159,9 +151,9 @@ impl Model {
                 Logits::All => {
                     outputs.push(self.head_forward(&hidden)?.reshape((batch, len, ()))?)
                 }
+                // The head runs on one row per sequence: `(B, V)`.
                 Logits::Last if start == seq => {
-                    let last = hidden.reshape((batch, len, ()))?.narrow(1, len - 1, 1)?;
-                    outputs.push(self.head_forward(&last.squeeze(1)?)?.unsqueeze(1)?);
+                    return self.head_forward(&last_positions(&hidden, batch)?);
                 }
                 Logits::Last => {}
             }

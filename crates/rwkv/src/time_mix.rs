@@ -8,7 +8,8 @@ use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::config::Config;
-use crate::kernels::{last_positions, linear, ShiftMix};
+use crate::gemv::linear;
+use crate::ops::{last_positions, ShiftMix};
 use crate::state::LayerState;
 use crate::wkv::{wkv7, Wkv7, WkvParams};
 use crate::{Error, Result};

@@ -22,9 +22,9 @@ use std::sync::Mutex;
 use candle_core::{bail, CpuStorage, InplaceOp2, Layout, Tensor};
 use rayon::prelude::*;
 
-use crate::kernels::{
-    dot, exp, f32_data, f32_data_mut, sigmoid, sum, Fused, MulAdd, Unfused, LANES,
-};
+use kernels::{dot, dot_mul_add, exp, sigmoid, sum, MulAdd};
+
+use crate::ops::{f32_data, f32_data_mut};
 use crate::Result;
 
 /// `exp(-0.5)` as the official CPU code writes it (`w = exp(-0.606531 * sigmoid(..))`).
@@ -191,28 +191,13 @@ struct Ctx<'a> {
     head_size: usize,
 }
 
-/// Runs one (batch row, head) over all tokens: `s` is its `[N, N]` state, `ys` gets
-/// the `[T, N]` outputs.
-fn run_head(ctx: &Ctx<'_>, b: usize, h: usize, s: &mut [f32], ys: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if crate::kernels::has_avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        unsafe { run_head_avx2(ctx, b, h, s, ys) };
-        return;
-    }
-    run_head_generic::<Unfused>(ctx, b, h, s, ys);
-}
-
-/// [`run_head_generic`] compiled for AVX2 and FMA: 8-wide fused multiply-adds instead
-/// of the 4-wide separate ones of the x86-64 baseline.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn run_head_avx2(ctx: &Ctx<'_>, b: usize, h: usize, s: &mut [f32], ys: &mut [f32]) {
-    run_head_generic::<Fused>(ctx, b, h, s, ys);
-}
+kernels::dispatch!(
+    /// Runs one (batch row, head) over all tokens: `s` is its `[N, N]` state, `ys` gets
+    /// the `[T, N]` outputs. On AVX2 or AVX-512 with FMA the recurrence runs as 8- or
+    /// 16-wide fused multiply-adds instead of the 4-wide separate ones of the baseline.
+    fn run_head(ctx: &Ctx<'_>, b: usize, h: usize, s: &mut [f32], ys: &mut [f32])
+        => run_head_generic::<MulAdd>
+);
 
 /// `dst[j*n + i] = src[i*n + j]`.
 #[inline(always)]
@@ -443,29 +428,13 @@ fn recur_key_major_any<F: MulAdd>(sc: &mut Scratch, st: &mut [f32], r: &[f32]) {
 fn recur_row_major<F: MulAdd>(sc: &mut Scratch, s: &mut [f32], r: &[f32]) {
     let n = sc.y.len();
     for (i, row) in s.chunks_exact_mut(n).enumerate() {
-        let sa = dot_fma::<F>(row, &sc.neg_kk);
+        let sa = dot_mul_add::<F>(row, &sc.neg_kk);
         let vi = sc.v[i];
         for (((s, &w), &kka), &k) in row.iter_mut().zip(&sc.w).zip(&sc.kka).zip(&sc.k) {
             *s = F::mul_add(vi, k, F::mul_add(sa, kka, *s * w));
         }
-        sc.y[i] = dot_fma::<F>(row, r);
+        sc.y[i] = dot_mul_add::<F>(row, r);
     }
-}
-
-#[inline(always)]
-fn dot_fma<F: MulAdd>(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let mut rest = 0f32;
-    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
-        rest = F::mul_add(*x, *y, rest);
-    }
-    for (x, y) in ca.zip(cb) {
-        for l in 0..LANES {
-            acc[l] = F::mul_add(x[l], y[l], acc[l]);
-        }
-    }
-    acc.iter().sum::<f32>() + rest
 }
 
 /// GroupNorm of `y` over the head, bonus term and gate, into `out`.

@@ -53,11 +53,12 @@ fn whole_sequence_matches_logits_seq_and_final_state() {
         assert!(d <= TOL, "{name}: logits_seq max |Δ| {d:e} > {TOL:e}");
         assert_state(name, "seq", &state, &golden, "state");
 
-        // Logits::Last is the last row of the same computation.
+        // Logits::Last is the last row of the same computation, one row per sequence.
         let mut state = State::new(model.config(), 1, &Device::Cpu).unwrap();
         let last = model
             .forward(&row(&golden.tokens), &mut state, Logits::Last)
             .unwrap();
+        assert_eq!(last.dims(), &[1, model.config().vocab]);
         let want = golden.get("logits_seq").narrow(0, 15, 1).unwrap();
         let d = max_abs_diff(&last, &want);
         assert!(d <= TOL, "{name}: last position max |Δ| {d:e}");
@@ -74,7 +75,8 @@ fn token_by_token_matches_logits_step_and_final_state() {
             .iter()
             .map(|&t| model.forward(&row(&[t]), &mut state, Logits::Last).unwrap())
             .collect();
-        let logits = Tensor::cat(&rows, 1).unwrap();
+        // (1, V) per step -> (1, T, V).
+        let logits = Tensor::stack(&rows, 1).unwrap();
         let d = max_abs_diff(&logits, golden.get("logits_step"));
         assert!(d <= TOL, "{name}: logits_step max |Δ| {d:e} > {TOL:e}");
         assert_state(name, "step", &state, &golden, "state_step");
@@ -165,6 +167,18 @@ fn a_batch_of_two_equals_two_single_runs() {
     let both = Tensor::from_vec([a.clone(), b.clone()].concat(), (2, a.len()), &dev).unwrap();
     let mut state = State::new(model.config(), 2, &dev).unwrap();
     let batched = model.forward(&both, &mut state, Logits::All).unwrap();
+    // Logits::Last gives one row per sequence: the last position of each.
+    let mut last_state = State::new(model.config(), 2, &dev).unwrap();
+    let last = model.forward(&both, &mut last_state, Logits::Last).unwrap();
+    assert_eq!(last.dims(), &[2, model.config().vocab]);
+    let want = batched
+        .narrow(1, a.len() - 1, 1)
+        .unwrap()
+        .squeeze(1)
+        .unwrap();
+    // The head of two rows runs as a gemv, of all rows as a matmul: rounding differs.
+    let d = max_abs_diff(&last, &want);
+    assert!(d <= 1e-5, "last positions: max |Δ| {d:e}");
     for (i, seq) in [a, b].iter().enumerate() {
         let mut single_state = State::new(model.config(), 1, &dev).unwrap();
         let single = model

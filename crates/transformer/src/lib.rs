@@ -32,6 +32,7 @@ mod simd;
 
 pub use config::{Config, HfConfig, Llama3RopeScaling};
 pub use error::{Error, Result};
+pub use kernels::Logits;
 pub use kv_cache::KvCache;
 pub use load::{load_dir, load_weights, Checkpoint};
-pub use model::{Logits, Model};
+pub use model::Model;

@@ -10,6 +10,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Embedding, Module, RmsNorm, VarBuilder};
+use kernels::Logits;
 
 use crate::attention::Attention;
 use crate::config::Config;
@@ -25,15 +26,6 @@ pub const DEFAULT_CHUNK_LEN: usize = 512;
 
 /// Capacity a cache from [`Model::new_cache`] starts with.
 pub const DEFAULT_CACHE_CAPACITY: usize = 512;
-
-/// Which positions a forward returns logits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Logits {
-    /// Every position: `(B, T, vocab)`.
-    All,
-    /// The last position only: `(B, vocab)`; the head runs on one row per sequence.
-    Last,
-}
 
 #[derive(Debug, Clone)]
 struct Block {

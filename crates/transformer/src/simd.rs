@@ -2,56 +2,12 @@
 //! attention and the SwiGLU of the MLP.
 //!
 //! Attention at long context evaluates `heads x T^2 / 2` exponentials per layer; a scalar
-//! libm `expf` would cost as much as the matrix products. The polynomial below compiles
-//! to SIMD (the crate is built for baseline x86-64, so AVX2 and AVX-512 versions are
-//! chosen at run time).
+//! libm `expf` would cost as much as the matrix products. Both kernels are built from
+//! the shared [`kernels::exp`] polynomial, which compiles to SIMD (the crate is built for
+//! baseline x86-64, so [`kernels::dispatch!`] chooses AVX2 and AVX-512 versions at run
+//! time).
 
-/// `exp(x)` to about 2 ulp for `x` in `[-87.3, 88.7]` (Cephes `expf`: range reduction
-/// by `ln 2`, degree-6 polynomial); smaller inputs give about `1e-38`, not 0.
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    // ln 2 split so that `n * LN2_HI` is exact for the n that occur.
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // Adding 1.5 * 2^23 rounds to the nearest integer n (no rounding instruction on
-    // baseline x86-64) and leaves n in the low mantissa bits, from which 2^n is built
-    // with integer adds and shifts: a float-to-int cast would be scalarised.
-    const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.336_55, 88.722_83);
-    let t = x * LOG2E + ROUND;
-    let n = t - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let mut p = 1.987_569_1e-4;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let y = p * r * r + r + 1.0;
-    // bits(t) = bits(ROUND) + n and bits(ROUND) is a multiple of 2^9, so the low 9 bits
-    // of bits(t) + 127 are the biased exponent n + 127 (in 1..=255 after the clamp).
-    y * f32::from_bits(t.to_bits().wrapping_add(127) << 23)
-}
-
-const LANES: usize = 16;
-
-#[inline(always)]
-fn max_of(xs: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; LANES];
-    let chunks = xs.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for i in 0..LANES {
-            acc[i] = acc[i].max(c[i]);
-        }
-    }
-    let mut m = tail.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    for a in acc {
-        m = m.max(a);
-    }
-    m
-}
+use kernels::{exp, max_of, LANES};
 
 /// Replaces `xs[i]` by `exp(xs[i] - shift)` and returns the sum.
 #[inline(always)]
@@ -92,64 +48,20 @@ fn swiglu_body(gate: &[f32], up: &[f32], out: &mut [f32]) {
     }
 }
 
-/// Defines `pub fn $name` that runs `$body` compiled for AVX-512, AVX2 or baseline,
-/// whichever the CPU running it supports.
-macro_rules! dispatch {
-    ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*) => $body:ident) => {
-        $(#[$doc])*
-        pub fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                fn avx512($($arg: $ty),*) {
-                    $body($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2($($arg: $ty),*) {
-                    $body($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU supports the features `avx512` was compiled for.
-                    return unsafe { avx512($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: as above, for `avx2`.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            $body($($arg),*)
-        }
-    };
-}
-
-dispatch!(
+kernels::dispatch!(
     /// Softmax over `row[..valid]` in place, and zeros in `row[valid..]` (the causal
     /// mask). `valid` must be in `1..=row.len()`.
-    softmax_prefix(row: &mut [f32], valid: usize) => softmax_prefix_body
+    pub(crate) fn softmax_prefix(row: &mut [f32], valid: usize) => softmax_prefix_body
 );
 
-dispatch!(
+kernels::dispatch!(
     /// `out[i] = silu(gate[i]) * up[i]` over the common length.
-    swiglu(gate: &[f32], up: &[f32], out: &mut [f32]) => swiglu_body
+    pub(crate) fn swiglu(gate: &[f32], up: &[f32], out: &mut [f32]) => swiglu_body
 );
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_is_accurate_over_the_softmax_range() {
-        let mut worst = 0f64;
-        for i in 0..=200_000 {
-            let x = -87.0 + 87.0 * i as f32 / 200_000.0;
-            let rel = ((exp(x) as f64 - (x as f64).exp()) / (x as f64).exp()).abs();
-            worst = worst.max(rel);
-        }
-        assert!(worst < 5e-7, "max relative error {worst}");
-        assert!(exp(-1000.0) < 1e-37 && exp(f32::NEG_INFINITY) < 1e-37);
-    }
 
     #[test]
     fn swiglu_matches_the_definition() {

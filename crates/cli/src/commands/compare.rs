@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use harness::compare::{compare, CompareOptions, GATED};
-use harness::results::Results;
+use results::compare::{compare, CompareOptions, GATED};
+use results::Results;
 
 use crate::cli::{CompareArgs, CompareFormat};
 

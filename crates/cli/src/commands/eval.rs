@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context};
-use harness::eval::config::{AccuracyConfig, CorpusConfig, Gate, TaskFileConfig};
-use harness::eval::{run_eval, EvalOptions};
-use harness::measure::{resolve_threads, THREADS_ENV};
-use harness::results::{Metric, Results};
-use harness::suite::{Dtype, Limits, Measure, Sampling, Suite, SuiteConfig};
+use eval::{run_eval, EvalOptions};
 use report::export::markdown::table;
 use report::tables;
+use results::accuracy::{AccuracyConfig, CorpusConfig, Gate, TaskFileConfig};
+use results::suite::{Dtype, Limits, Measure, Sampling, Suite, SuiteConfig};
+use results::{Metric, Results};
+use speed::measure::{resolve_threads, THREADS_ENV};
 
 use crate::cli::EvalArgs;
 use crate::progress::Bars;
@@ -161,11 +161,7 @@ fn print_tables(results: &Results) {
         table(&mut out, &t);
     }
     println!("{out}");
-    for m in results
-        .models
-        .iter()
-        .filter(|m| m.weights.starts_with("random"))
-    {
+    for m in results.models.iter().filter(|m| m.weights.is_random()) {
         println!(
             "note: {} has random weights: its scores are chance level, not findings \
              (evaluate a trained checkpoint for accuracy)",
@@ -198,7 +194,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         results: out.join("results.json"),
         resume: args.resume,
     };
-    let mut bars = Bars::new();
+    let mut bars = Bars::new("eval");
     let results = run_eval(&suite, &opts, &mut bars);
     bars.finish();
     let results = results?;

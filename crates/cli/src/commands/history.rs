@@ -1,7 +1,7 @@
 //! `rwkv-bench history`: append runs to a JSON-lines file and chart the trend.
 
-use harness::history::{self, Entry};
-use harness::results::Results;
+use results::history::{self, Entry};
+use results::Results;
 
 use crate::cli::{HistoryArgs, HistoryCommand};
 

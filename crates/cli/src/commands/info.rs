@@ -1,8 +1,8 @@
 //! `rwkv-bench info`: the machine and the presets.
 
-use harness::machine::Machine;
-use harness::presets::PRESETS;
-use harness::registry::REGISTRY;
+use models::presets::PRESETS;
+use models::registry::REGISTRY;
+use results::machine::Machine;
 
 pub fn run() -> anyhow::Result<()> {
     let m = Machine::capture();
@@ -27,9 +27,9 @@ pub fn run() -> anyhow::Result<()> {
     for e in REGISTRY {
         println!(
             "  {:<16} {:<12} {}",
-            e.name,
-            e.arch.to_string(),
-            e.description
+            e.name(),
+            e.arch().to_string(),
+            e.description()
         );
     }
     println!("\npresets (random weights; spec NAME:preset=PRESET)");
@@ -38,13 +38,13 @@ pub fn run() -> anyhow::Result<()> {
         "preset", "layers", "width", "vocab"
     );
     for e in REGISTRY {
-        print!("{:>18}", e.name);
+        print!("{:>18}", e.name());
     }
     println!();
     for p in PRESETS {
         print!("  {:<8}{:>8}{:>8}{:>8}", p.name, p.layers, p.width, p.vocab);
         for e in REGISTRY {
-            print!("{:>16.1} M", (e.preset_params)(p) as f64 / 1e6);
+            print!("{:>16.1} M", e.preset_params(p) as f64 / 1e6);
         }
         println!();
     }

@@ -2,8 +2,7 @@
 //! with tensor `logits` `(T, vocab)` f32, so anyone can check parity on any checkpoint.
 
 use anyhow::{bail, Context};
-use harness::adapters::BuildOptions;
-use harness::registry;
+use models::{candle_dtype, registry, BuildOptions};
 
 use crate::cli::{LogitsArgs, LogitsMode};
 
@@ -12,7 +11,7 @@ pub fn run(args: LogitsArgs) -> anyhow::Result<()> {
         bail!("--tokens: give at least one token id");
     }
     let opts = BuildOptions {
-        dtype: harness::suite::Dtype::from(args.dtype).candle(),
+        dtype: candle_dtype(args.dtype.into()),
         ..BuildOptions::default()
     };
     let mut model = registry::build(&args.model, &opts)?;
@@ -29,7 +28,7 @@ pub fn run(args: LogitsArgs) -> anyhow::Result<()> {
     };
     let bytes = safetensors::tensor::serialize([("logits", &logits)], None)
         .with_context(|| format!("serialising logits for {}", args.out.display()))?;
-    harness::atomic::write(&args.out, &bytes)?;
+    results::atomic::write(&args.out, &bytes)?;
     let (t, v) = logits.dims2()?;
     println!(
         "wrote {} (logits [{t}, {v}] f32, {} mode)",

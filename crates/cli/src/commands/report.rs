@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use harness::results::Results;
+use results::Results;
 
 use crate::cli::ReportArgs;
 

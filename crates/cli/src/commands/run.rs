@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use harness::measure::isolate::Launcher;
-use harness::runner::run_suite;
-use harness::suite::Suite;
 use report::{Exporter, Markdown};
+use results::suite::Suite;
+use speed::measure::isolate::Launcher;
+use speed::run_suite;
 
 use crate::cli::RunArgs;
 use crate::progress::Bars;
@@ -36,7 +36,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         args: vec!["cell".into()],
         threads: suite.config.threads,
     };
-    let mut bars = Bars::new();
+    let mut bars = Bars::new("suite");
     let results = run_suite(&suite, &launcher, &mut bars)?;
     bars.finish();
 

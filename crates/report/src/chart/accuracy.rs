@@ -1,8 +1,8 @@
 //! Accuracy vs length: one series per model and task, pooled over depths, with the 95 %
 //! Wilson interval as error bars, on a linear 0–1 axis.
 
-use harness::results::{Metric, Results};
-use harness::stats::{wilson_interval, CONFIDENCE};
+use results::stats::{wilson_interval, CONFIDENCE};
+use results::{Metric, ModelSpec, Results};
 
 use super::{Chart, PlotData, Point, Series, XAxis, YAxis};
 
@@ -10,8 +10,8 @@ use super::{Chart, PlotData, Point, Series, XAxis, YAxis};
 type Cells = Vec<(usize, usize, usize)>;
 
 /// `(model, task, cells)`, lengths ascending.
-fn pooled(results: &Results) -> Vec<(String, String, Cells)> {
-    let mut out: Vec<(String, String, Cells)> = Vec::new();
+fn pooled(results: &Results) -> Vec<(ModelSpec, String, Cells)> {
+    let mut out: Vec<(ModelSpec, String, Cells)> = Vec::new();
     for r in results
         .records
         .iter()
@@ -63,10 +63,7 @@ pub fn chart(results: &Results) -> Option<Chart> {
     if series.is_empty() {
         return None;
     }
-    let random = results
-        .models
-        .iter()
-        .any(|m| m.weights.starts_with("random"));
+    let random = results.models.iter().any(|m| m.weights.is_random());
     Some(Chart {
         name: "accuracy",
         data: PlotData {

@@ -1,6 +1,6 @@
 //! Decode ms/token vs context depth: flat for a fixed-size state, rising with a KV cache.
 
-use harness::results::{Metric, Results};
+use results::{Metric, Results};
 
 use super::{metric_series, Chart, PlotData, XAxis};
 

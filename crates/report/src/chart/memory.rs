@@ -1,6 +1,6 @@
 //! Peak RSS of each isolated cell vs prompt length.
 
-use harness::results::{Metric, Results};
+use results::{Metric, Results};
 
 use super::{metric_series, Chart, PlotData, XAxis};
 

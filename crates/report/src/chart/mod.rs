@@ -13,10 +13,10 @@ pub mod trend;
 use std::path::Path;
 use std::sync::Once;
 
-use harness::results::{Metric, Results};
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use results::{Metric, Results};
 
 use crate::{ReportError, Result};
 

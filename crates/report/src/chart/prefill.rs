@@ -1,6 +1,6 @@
 //! Prefill time vs prompt length, log-log, with each model's fitted slope.
 
-use harness::results::{Metric, Results};
+use results::{Metric, Results};
 
 use super::{metric_series, Chart, PlotData, XAxis};
 

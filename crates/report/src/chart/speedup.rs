@@ -1,7 +1,7 @@
 //! Speed-up (transformer time / RWKV time) vs length, with the crossover marked.
 
-use harness::analysis::CrossoverAt;
-use harness::results::{Metric, Results};
+use results::analysis::CrossoverAt;
+use results::{Metric, ModelSpec, Results};
 
 use super::{Chart, Marker, PlotData, Point, Series, XAxis};
 
@@ -15,18 +15,18 @@ pub fn chart(results: &Results) -> Option<Chart> {
     let mut series = Vec::new();
     let mut markers = Vec::new();
     for (metric, name) in METRICS {
-        let mut pairs: Vec<(&str, &str)> = a
+        let mut pairs: Vec<(&ModelSpec, &ModelSpec)> = a
             .speedups
             .iter()
             .filter(|s| s.metric == metric)
-            .map(|s| (s.rwkv.as_str(), s.transformer.as_str()))
+            .map(|s| (&s.candidate, &s.baseline))
             .collect();
         pairs.dedup();
         for (r, t) in pairs {
             let points: Vec<Point> = a
                 .speedups
                 .iter()
-                .filter(|s| s.metric == metric && s.rwkv == r && s.transformer == t)
+                .filter(|s| s.metric == metric && s.candidate == *r && s.baseline == *t)
                 .map(|s| Point {
                     x: s.seq_len as f64,
                     y: s.ratio,
@@ -41,7 +41,7 @@ pub fn chart(results: &Results) -> Option<Chart> {
             let crossing = a
                 .crossovers
                 .iter()
-                .find(|c| c.metric == metric && c.rwkv == r && c.transformer == t);
+                .find(|c| c.metric == metric && c.candidate == *r && c.baseline == *t);
             if let Some(CrossoverAt::Crosses { length, .. }) = crossing.map(|c| c.at) {
                 markers.push(Marker {
                     x: length,

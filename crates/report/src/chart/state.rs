@@ -1,6 +1,6 @@
 //! Recurrent state or KV cache bytes vs prompt length.
 
-use harness::results::{Metric, Results};
+use results::{Metric, Results};
 
 use super::{metric_series, Chart, PlotData, XAxis};
 

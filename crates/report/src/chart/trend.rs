@@ -1,8 +1,8 @@
 //! The trend of a history file: one chart per metric, the figure of every cell (model,
 //! length, and task and depth for accuracy) against the run number.
 
-use harness::history::{Entry, Point as HistoryPoint};
-use harness::results::Metric;
+use results::history::{Entry, Point as HistoryPoint};
+use results::Metric;
 
 use super::{Chart, PlotData, Point, Series, XAxis, YAxis};
 use crate::format;
@@ -41,7 +41,7 @@ const METRICS: [(Metric, &str, &str, f64, YAxis); 4] = [
 
 /// A series label: the model, the task and depth where there are, the length.
 fn label(p: &HistoryPoint) -> String {
-    let mut l = p.model.clone();
+    let mut l = p.model.to_string();
     if let Some(t) = &p.task {
         l.push(' ');
         l.push_str(t);
@@ -61,7 +61,7 @@ pub fn charts(history: &[Entry]) -> Vec<Chart> {
             // Every cell of this metric, in order of first appearance.
             let mut cells: Vec<&HistoryPoint> = Vec::new();
             for p in history.iter().flat_map(|e| e.points.iter()) {
-                if p.metric == metric && !cells.iter().any(|c| c.same_cell(p)) {
+                if p.metric == metric && !cells.iter().any(|c| c.key() == p.key()) {
                     cells.push(p);
                 }
             }
@@ -73,7 +73,7 @@ pub fn charts(history: &[Entry]) -> Vec<Chart> {
                         .iter()
                         .enumerate()
                         .filter_map(|(i, e)| {
-                            let p = e.points.iter().find(|p| p.same_cell(cell))?;
+                            let p = e.points.iter().find(|p| p.key() == cell.key())?;
                             let y = p.value() * scale;
                             Some(Point {
                                 x: (i + 1) as f64,

@@ -1,7 +1,7 @@
 //! The HTML report: one self-contained page (charts inline as SVG) rendered from a
 //! serialisable view-model and the template `templates/report.html`.
 
-use harness::results::Results;
+use results::Results;
 use serde::Serialize;
 
 use crate::chart::{charts, render_svg, PlotContext};
@@ -112,10 +112,7 @@ fn view(results: &Results) -> Result<View> {
         suite: results.suite.config.name.clone(),
         description: results.suite.config.description.clone(),
         run,
-        random_weights: results
-            .models
-            .iter()
-            .any(|m| m.weights.starts_with("random")),
+        random_weights: results.models.iter().any(|m| m.weights.is_random()),
         claims: claims(results)
             .into_iter()
             .map(|c| ClaimView {

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use harness::results::Results;
+use results::Results;
 
 use super::Exporter;
 use crate::claims::claims;
@@ -76,11 +76,7 @@ impl Exporter for Markdown {
             results.suite.config.name
         );
         let _ = writeln!(out, "{}", run_line(results));
-        if results
-            .models
-            .iter()
-            .any(|m| m.weights.starts_with("random"))
-        {
+        if results.models.iter().any(|m| m.weights.is_random()) {
             let _ = writeln!(
                 out,
                 "\nRandom-weight presets: speed and memory are meaningful, accuracy is not."

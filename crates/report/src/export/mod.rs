@@ -3,7 +3,7 @@
 pub mod html;
 pub mod markdown;
 
-use harness::results::Results;
+use results::Results;
 
 use crate::Result;
 

@@ -1,0 +1,17 @@
+//! What the two model crates (`rwkv`, `transformer`) share: the [`Logits`] contract of
+//! their forwards, and the vectorised f32 building blocks of their CPU kernels with the
+//! runtime choice of instruction set ([`dispatch!`]).
+//!
+//! The model crates build for baseline x86-64. Their kernels are `#[inline(always)]`
+//! bodies made of the functions here, compiled once per instruction set by
+//! [`dispatch!`]; these functions are `#[inline(always)]` too, so that they vectorise
+//! inside those `#[target_feature]` functions rather than being called as baseline code.
+
+mod dispatch;
+mod logits;
+mod mul_add;
+mod simd;
+
+pub use logits::Logits;
+pub use mul_add::{Fused, MulAdd, Unfused};
+pub use simd::{dot, dot_mul_add, exp, max_of, sigmoid, sum, LANES};

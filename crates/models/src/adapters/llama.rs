@@ -1,0 +1,261 @@
+//! Our reference Llama-family decoder (`crates/transformer`): Llama, Qwen2 and Mistral
+//! checkpoints from Hugging Face directories, or random weights of a preset (the same
+//! weights `llama-upstream` gets for the same seed).
+
+use std::path::Path;
+
+use candle_core::{DType, Tensor};
+use candle_nn::VarBuilder;
+use results::{Arch, ModelInfo, ModelSpec, Weights};
+use transformer::{KvCache, Logits, Model};
+
+use crate::checkpoint::from_transformer;
+use crate::implementation::{
+    checkpoint_weights, random_weights, BuildOptions, Implementation, Shape,
+};
+use crate::model::{chunked_log_probs, CausalLm, LOGITS_CHUNK};
+use crate::presets::Preset;
+use crate::synthetic::{llama_specs, materialise, param_count};
+use crate::{Error, Result};
+
+/// Our Llama-family decoder, `llama` in specs.
+pub struct LlamaImpl;
+
+impl Implementation for LlamaImpl {
+    fn name(&self) -> &'static str {
+        "llama"
+    }
+
+    fn arch(&self) -> Arch {
+        Arch::Transformer
+    }
+
+    fn description(&self) -> &'static str {
+        "rwkv-bench transformer: KV cache preallocated and written in place (grown by \
+         doubling), prompts in 512-position chunks with query-blocked causal attention read \
+         from the cache (no TxT scores or mask, fused f32 CPU kernel), logits of the last \
+         position only"
+    }
+
+    fn preset_params(&self, preset: &Preset) -> u64 {
+        param_count(&llama_specs(preset))
+    }
+
+    fn build_from_preset(
+        &self,
+        spec: &ModelSpec,
+        preset: &Preset,
+        opts: &BuildOptions,
+    ) -> Result<Box<dyn CausalLm>> {
+        let cfg = preset.llama_config();
+        let tensors = materialise(&llama_specs(preset), opts.seed, opts.dtype, &opts.device)?;
+        let vb = VarBuilder::from_tensors(tensors, opts.dtype, &opts.device);
+        let model = Model::new(&cfg, vb).map_err(from_transformer)?;
+        Ok(Box::new(self.build(
+            spec,
+            model,
+            opts,
+            random_weights(preset, opts),
+        )?))
+    }
+
+    /// A Hugging Face directory (`config.json` + safetensors, single file or sharded).
+    fn build_from_path(
+        &self,
+        spec: &ModelSpec,
+        dir: &Path,
+        opts: &BuildOptions,
+    ) -> Result<Box<dyn CausalLm>> {
+        let (_, model) =
+            transformer::load_dir(dir, opts.dtype, &opts.device).map_err(from_transformer)?;
+        Ok(Box::new(self.build(
+            spec,
+            model,
+            opts,
+            checkpoint_weights(dir),
+        )?))
+    }
+}
+
+impl LlamaImpl {
+    fn build(
+        &self,
+        spec: &ModelSpec,
+        model: Model,
+        opts: &BuildOptions,
+        weights: Weights,
+    ) -> Result<Llama> {
+        let cfg = model.config();
+        let cache = model.new_cache(1).map_err(from_transformer)?;
+        let shape = Shape {
+            params: cfg.param_count(),
+            layers: cfg.num_hidden_layers,
+            width: cfg.hidden_size,
+            vocab: cfg.vocab_size,
+        };
+        // Rope is computed per position: no limit but memory.
+        let info = self.info(spec, shape, opts, weights, None);
+        Ok(Llama { model, cache, info })
+    }
+}
+
+pub struct Llama {
+    model: Model,
+    cache: KvCache,
+    info: ModelInfo,
+}
+
+impl Llama {
+    /// Runs `tokens` after the cached positions.
+    fn forward(&mut self, tokens: &[u32], logits: Logits) -> Result<Tensor> {
+        if tokens.is_empty() {
+            return Err(Error::Unsupported(format!(
+                "{}: a forward needs at least one token",
+                self.info.spec
+            )));
+        }
+        let input = Tensor::new(tokens, self.model.device())?.unsqueeze(0)?;
+        let out = self
+            .model
+            .forward(&input, &mut self.cache, logits)
+            .map_err(from_transformer)?;
+        Ok(out.squeeze(0)?)
+    }
+}
+
+impl CausalLm for Llama {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn reset(&mut self) -> Result<()> {
+        self.cache.reset();
+        Ok(())
+    }
+
+    fn prefill(&mut self, tokens: &[u32]) -> Result<Tensor> {
+        self.forward(tokens, Logits::Last)
+    }
+
+    fn step(&mut self, token: u32) -> Result<Tensor> {
+        self.forward(&[token], Logits::Last)
+    }
+
+    fn state_bytes(&self) -> usize {
+        self.cache.bytes()
+    }
+
+    /// One batched forward per `LOGITS_CHUNK` positions.
+    fn logits_all(&mut self, tokens: &[u32]) -> Result<Tensor> {
+        self.reset()?;
+        let rows = tokens
+            .chunks(LOGITS_CHUNK)
+            .map(|chunk| self.forward(chunk, Logits::All))
+            .collect::<Result<Vec<_>>>()?;
+        if rows.is_empty() {
+            return Ok(Tensor::zeros(
+                (0, self.info.vocab),
+                DType::F32,
+                self.model.device(),
+            )?);
+        }
+        Ok(Tensor::cat(&rows, 0)?)
+    }
+
+    /// Batched forwards of `LOGITS_CHUNK` positions; each chunk's logits are reduced to
+    /// log-probabilities of the next tokens before the next chunk runs.
+    fn log_probs(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        self.reset()?;
+        chunked_log_probs(tokens, |chunk| self.forward(chunk, Logits::All))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::token_log_prob;
+    use crate::presets::PRESETS;
+    use crate::registry;
+
+    fn spec(raw: &str) -> ModelSpec {
+        raw.parse().unwrap()
+    }
+
+    #[test]
+    fn synthetic_weights_match_the_preset_config() {
+        for p in PRESETS {
+            let c = p.llama_config();
+            c.validate().unwrap();
+            assert_eq!(c.param_count(), LlamaImpl.preset_params(p), "{}", p.name);
+        }
+    }
+
+    fn tiny() -> Box<dyn CausalLm> {
+        registry::build(&spec("llama:preset=tiny"), &BuildOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn same_seed_gives_the_same_model_as_upstream() {
+        let opts = BuildOptions::default();
+        let mut theirs = registry::build(&spec("llama-upstream:preset=tiny"), &opts).unwrap();
+        let mut ours = tiny();
+        let tokens = [5u32, 9, 300, 2, 77, 1];
+        let a = ours.prefill(&tokens).unwrap();
+        let b = theirs.prefill(&tokens).unwrap();
+        let diff = (a - b).unwrap().abs().unwrap().max(0).unwrap();
+        // Same weights and math; f32 summation order differs.
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-4);
+        assert_eq!(ours.state_bytes(), theirs.state_bytes());
+    }
+
+    #[test]
+    fn chunked_log_probs_and_logits_agree_with_steps() {
+        let mut m = tiny();
+        let tokens: Vec<u32> = (0..(LOGITS_CHUNK as u32 + 40))
+            .map(|i| (i * 37) % 512)
+            .collect();
+        let lp = m.log_probs(&tokens).unwrap();
+        assert_eq!(lp.len(), tokens.len() - 1);
+        let stepwise = m.logits_stepwise(&tokens).unwrap();
+        let all = m.logits_all(&tokens).unwrap();
+        assert_eq!(all.dims(), stepwise.dims());
+        let diff = (&all - &stepwise)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap();
+        // Batched vs one token at a time: f32 summation order only.
+        assert!(diff.max(0).unwrap().to_scalar::<f32>().unwrap() < 1e-4);
+        for i in [0, LOGITS_CHUNK - 1, LOGITS_CHUNK, tokens.len() - 2] {
+            let want = token_log_prob(&stepwise.get(i).unwrap(), tokens[i + 1]).unwrap();
+            assert!((lp[i] - want).abs() < 1e-4, "{i}: {} vs {want}", lp[i]);
+        }
+        assert!(m.log_probs(&[3]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn has_no_context_limit_unlike_upstream() {
+        use crate::registry::max_seq_len;
+        assert_eq!(max_seq_len(&spec("llama:preset=0.1b")).unwrap(), None);
+        assert_eq!(
+            max_seq_len(&spec("llama-upstream:preset=0.1b")).unwrap(),
+            Some(32768)
+        );
+        assert_eq!(tiny().info().max_seq_len, None);
+    }
+
+    #[test]
+    fn checkpoint_errors_name_the_file() {
+        let e = LlamaImpl
+            .build_from_path(
+                &spec("llama:/nonexistent"),
+                Path::new("/nonexistent"),
+                &BuildOptions::default(),
+            )
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("/nonexistent"), "{e}");
+    }
+}

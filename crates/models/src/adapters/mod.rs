@@ -1,0 +1,7 @@
+//! One file per model implementation, each an [`crate::Implementation`] that builds a
+//! [`crate::CausalLm`]; [`crate::registry::REGISTRY`] lists them.
+
+pub mod llama;
+pub mod llama_upstream;
+pub mod rwkv7;
+pub mod rwkv7_upstream;

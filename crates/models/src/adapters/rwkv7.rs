@@ -1,0 +1,290 @@
+//! Our RWKV-7 (`crates/rwkv`): official `.pth`/safetensors checkpoints, or random
+//! weights of a preset (the same weights `rwkv7-upstream` gets for the same seed).
+
+use std::path::Path;
+
+use candle_core::{DType, Tensor};
+use candle_nn::VarBuilder;
+use results::{Arch, ModelInfo, ModelSpec, Weights};
+use rwkv::{CheckpointShapes, Logits, Model, State};
+
+use crate::implementation::{
+    checkpoint_weights, dtype_name, random_weights, BuildOptions, Implementation, Shape,
+};
+use crate::model::{chunked_log_probs, CausalLm, LOGITS_CHUNK};
+use crate::presets::Preset;
+use crate::synthetic::{materialise, param_count, rwkv7_specs};
+use crate::{Error, Result};
+
+/// Our RWKV-7, `rwkv7` in specs.
+pub struct Rwkv7Impl;
+
+impl Implementation for Rwkv7Impl {
+    fn name(&self) -> &'static str {
+        "rwkv7"
+    }
+
+    fn arch(&self) -> Arch {
+        Arch::Rwkv
+    }
+
+    fn description(&self) -> &'static str {
+        "rwkv-bench RWKV-7: prompts in 512-token chunks with every projection one matmul \
+         over the chunk and the WKV-7 recurrence (with its activations, GroupNorm and gate) \
+         as one fused f32 CPU kernel, rayon over heads; a decode step is the same path with \
+         T = 1, its projections through a parallel matrix-vector kernel; logits of the last \
+         position only"
+    }
+
+    fn preset_params(&self, preset: &Preset) -> u64 {
+        param_count(&rwkv7_specs(preset))
+    }
+
+    fn build_from_preset(
+        &self,
+        spec: &ModelSpec,
+        preset: &Preset,
+        opts: &BuildOptions,
+    ) -> Result<Box<dyn CausalLm>> {
+        require_f32(spec, opts)?;
+        let specs = rwkv7_specs(preset);
+        let tensors = materialise(&specs, opts.seed, DType::F32, &opts.device)?;
+        let shapes: CheckpointShapes = tensors
+            .iter()
+            .map(|(k, t)| (k.clone(), t.dims().to_vec()))
+            .collect();
+        let cfg = shapes
+            .into_config()
+            .map_err(|e| Error::spec(spec, e.to_string()))?;
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &opts.device);
+        let model = Model::new(&cfg, vb).map_err(model_error)?;
+        let weights = random_weights(preset, opts);
+        Ok(Box::new(self.build(
+            spec,
+            model,
+            opts,
+            weights,
+            param_count(&specs),
+        )?))
+    }
+
+    /// An official `.pth` (fp32/bf16/fp16) or a safetensors file with the same keys.
+    fn build_from_path(
+        &self,
+        spec: &ModelSpec,
+        path: &Path,
+        opts: &BuildOptions,
+    ) -> Result<Box<dyn CausalLm>> {
+        require_f32(spec, opts)?;
+        let ckpt = rwkv::Checkpoint::load(path, &opts.device).map_err(model_error)?;
+        let cfg = ckpt.config;
+        let model = Model::new(&cfg, ckpt.into_var_builder(&opts.device)).map_err(model_error)?;
+        let weights = checkpoint_weights(path);
+        Ok(Box::new(self.build(
+            spec,
+            model,
+            opts,
+            weights,
+            cfg.param_count(),
+        )?))
+    }
+}
+
+impl Rwkv7Impl {
+    fn build(
+        &self,
+        spec: &ModelSpec,
+        model: Model,
+        opts: &BuildOptions,
+        weights: Weights,
+        params: u64,
+    ) -> Result<Rwkv7> {
+        let cfg = *model.config();
+        let state = State::new(&cfg, 1, &opts.device).map_err(model_error)?;
+        let shape = Shape {
+            params,
+            layers: cfg.layers,
+            width: cfg.width,
+            vocab: cfg.vocab,
+        };
+        let info = self.info(spec, shape, opts, weights, None);
+        Ok(Rwkv7 { model, state, info })
+    }
+}
+
+pub struct Rwkv7 {
+    model: Model,
+    state: State,
+    info: ModelInfo,
+}
+
+/// Our error for an rwkv-crate error, keeping the file it names.
+fn model_error(e: rwkv::Error) -> Error {
+    match e {
+        rwkv::Error::Candle(e) => Error::Candle(e),
+        rwkv::Error::Io { path, source } => Error::io(path, source),
+        rwkv::Error::Checkpoint { path, message } | rwkv::Error::StateFile { path, message } => {
+            Error::Checkpoint { path, message }
+        }
+        other => Error::Unsupported(other.to_string()),
+    }
+}
+
+fn require_f32(spec: &ModelSpec, opts: &BuildOptions) -> Result<()> {
+    if opts.dtype == DType::F32 {
+        return Ok(());
+    }
+    Err(Error::Unsupported(format!(
+        "{spec}: rwkv7 computes in f32 (weights of other dtypes are upcast at load); \
+         run it with dtype f32, not {}",
+        dtype_name(opts.dtype)
+    )))
+}
+
+impl Rwkv7 {
+    /// Runs `tokens` from the current state; returns `(T, V)` logits for `All`, `(V,)`
+    /// for `Last`.
+    fn forward(&mut self, tokens: &[u32], logits: Logits) -> Result<Tensor> {
+        if tokens.is_empty() {
+            return Err(Error::Unsupported(format!(
+                "{}: a forward needs at least one token",
+                self.info.spec
+            )));
+        }
+        let device = self.state.layers[0].wkv.device().clone();
+        let input = Tensor::new(tokens, &device)?.unsqueeze(0)?;
+        let out = self
+            .model
+            .forward(&input, &mut self.state, logits)
+            .map_err(model_error)?;
+        Ok(out.squeeze(0)?)
+    }
+}
+
+impl CausalLm for Rwkv7 {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn reset(&mut self) -> Result<()> {
+        let device = self.state.layers[0].wkv.device().clone();
+        self.state = State::new(self.model.config(), 1, &device).map_err(model_error)?;
+        Ok(())
+    }
+
+    fn prefill(&mut self, tokens: &[u32]) -> Result<Tensor> {
+        self.forward(tokens, Logits::Last)
+    }
+
+    fn step(&mut self, token: u32) -> Result<Tensor> {
+        self.forward(&[token], Logits::Last)
+    }
+
+    fn state_bytes(&self) -> usize {
+        self.state.bytes()
+    }
+
+    /// One batched forward per `LOGITS_CHUNK` positions.
+    fn logits_all(&mut self, tokens: &[u32]) -> Result<Tensor> {
+        self.reset()?;
+        let rows = tokens
+            .chunks(LOGITS_CHUNK)
+            .map(|chunk| self.forward(chunk, Logits::All))
+            .collect::<Result<Vec<_>>>()?;
+        if rows.is_empty() {
+            let device = self.state.layers[0].wkv.device().clone();
+            return Ok(Tensor::zeros((0, self.info.vocab), DType::F32, &device)?);
+        }
+        Ok(Tensor::cat(&rows, 0)?)
+    }
+
+    /// Batched forwards of `LOGITS_CHUNK` positions; each chunk's logits are reduced to
+    /// log-probabilities of the next tokens before the next chunk runs.
+    fn log_probs(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        self.reset()?;
+        chunked_log_probs(tokens, |chunk| self.forward(chunk, Logits::All))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::token_log_prob;
+    use crate::presets::PRESETS;
+    use crate::registry;
+
+    fn build(raw: &str, opts: &BuildOptions) -> Result<Box<dyn CausalLm>> {
+        registry::build(&raw.parse::<ModelSpec>()?, opts)
+    }
+
+    #[test]
+    fn synthetic_weights_match_the_preset_config() {
+        for p in PRESETS {
+            let shapes: CheckpointShapes = rwkv7_specs(p)
+                .into_iter()
+                .map(|s| (s.name, s.shape))
+                .collect();
+            let cfg = shapes.into_config().unwrap();
+            assert_eq!(cfg, p.rwkv_config(), "{}", p.name);
+            assert_eq!(cfg.param_count(), Rwkv7Impl.preset_params(p), "{}", p.name);
+        }
+    }
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn agrees_with_rwkv7_upstream_on_the_same_random_weights() {
+        let opts = BuildOptions::default();
+        let tokens: Vec<u32> = (0..20).map(|i| (i * 37 + 5) % 512).collect();
+        let mut ours = build("rwkv7:preset=tiny", &opts).unwrap();
+        let mut theirs = build("rwkv7-upstream:preset=tiny", &opts).unwrap();
+        let a = ours.prefill(&tokens).unwrap();
+        let b = theirs.prefill(&tokens).unwrap();
+        assert_eq!(a.dims(), &[512]);
+        // Same weights, same math in f32: differences are rounding (~1e-6).
+        let d = max_abs_diff(&a, &b);
+        assert!(d <= 1e-4, "prefill max |Δ| {d:e}");
+        let d = max_abs_diff(&ours.step(7).unwrap(), &theirs.step(7).unwrap());
+        assert!(d <= 1e-4, "step max |Δ| {d:e}");
+    }
+
+    #[test]
+    fn batched_logits_and_log_probs_match_single_steps() {
+        let mut m = build("rwkv7:preset=tiny", &BuildOptions::default()).unwrap();
+        // Longer than LOGITS_CHUNK so the chunk boundary is crossed.
+        let tokens: Vec<u32> = (0..300).map(|i| (i * 131 + 7) % 512).collect();
+        let all = m.logits_all(&tokens).unwrap();
+        let steps = m.logits_stepwise(&tokens).unwrap();
+        assert_eq!(all.dims(), &[300, 512]);
+        let d = max_abs_diff(&all, &steps);
+        assert!(d <= 1e-4, "logits_all vs stepwise max |Δ| {d:e}");
+        let lp = m.log_probs(&tokens).unwrap();
+        assert_eq!(lp.len(), 299);
+        for i in [0, 254, 255, 256, 298] {
+            let want = token_log_prob(&steps.get(i).unwrap(), tokens[i + 1]).unwrap();
+            assert!((lp[i] - want).abs() <= 1e-4, "{i}: {} vs {want}", lp[i]);
+        }
+        assert!(m.state_bytes() > 0);
+    }
+
+    #[test]
+    fn bf16_is_refused_with_the_spec_named() {
+        let opts = BuildOptions {
+            dtype: DType::BF16,
+            ..BuildOptions::default()
+        };
+        let e = build("rwkv7:preset=tiny", &opts).err().unwrap().to_string();
+        assert!(e.contains("rwkv7:preset=tiny") && e.contains("f32"), "{e}");
+    }
+}

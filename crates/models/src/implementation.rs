@@ -1,0 +1,140 @@
+//! What a model implementation is: one file under `adapters/` implements this trait,
+//! and one line in [`crate::registry::REGISTRY`] makes it runnable by name.
+
+use std::path::Path;
+
+use candle_core::{DType, Device};
+use results::{Arch, ModelInfo, ModelSpec, Weights};
+
+use crate::model::CausalLm;
+use crate::presets::Preset;
+use crate::Result;
+
+/// What every implementation needs to build a model.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub dtype: DType,
+    pub device: Device,
+    /// Seed for random preset weights.
+    pub seed: u64,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self {
+            dtype: DType::F32,
+            device: Device::Cpu,
+            seed: 0,
+        }
+    }
+}
+
+/// The candle dtype of a suite's dtype.
+pub fn candle_dtype(d: results::suite::Dtype) -> DType {
+    match d {
+        results::suite::Dtype::F32 => DType::F32,
+        results::suite::Dtype::Bf16 => DType::BF16,
+        results::suite::Dtype::F16 => DType::F16,
+    }
+}
+
+/// `"f32"`, `"bf16"`, … for records.
+pub fn dtype_name(dtype: DType) -> String {
+    format!("{dtype:?}").to_lowercase()
+}
+
+/// `"cpu"`, `"cuda:0"`, … for records.
+pub fn device_name(device: &Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
+}
+
+/// The size of a built model, for its [`ModelInfo`].
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub params: u64,
+    pub layers: usize,
+    pub width: usize,
+    pub vocab: usize,
+}
+
+/// A model implementation the harness can run.
+pub trait Implementation: Sync {
+    /// The name specs use before the colon, e.g. `llama-upstream`.
+    fn name(&self) -> &'static str;
+
+    fn arch(&self) -> Arch;
+
+    /// What the implementation does, in a sentence (prefill strategy, cache strategy),
+    /// so nobody mistakes a slow baseline for an architectural win.
+    fn description(&self) -> &'static str;
+
+    /// Parameter count of a preset, without building it.
+    fn preset_params(&self, preset: &Preset) -> u64;
+
+    /// The longest context the implementation supports at a preset's shape, where it
+    /// has a limit.
+    fn preset_max_seq_len(&self, _preset: &Preset) -> Option<usize> {
+        None
+    }
+
+    /// Random weights shaped like `preset`, seeded by `opts.seed`.
+    fn build_from_preset(
+        &self,
+        spec: &ModelSpec,
+        preset: &Preset,
+        opts: &BuildOptions,
+    ) -> Result<Box<dyn CausalLm>>;
+
+    /// Weights from a checkpoint file or directory.
+    fn build_from_path(
+        &self,
+        spec: &ModelSpec,
+        path: &Path,
+        opts: &BuildOptions,
+    ) -> Result<Box<dyn CausalLm>>;
+
+    /// The description of a model this implementation built.
+    fn info(
+        &self,
+        spec: &ModelSpec,
+        shape: Shape,
+        opts: &BuildOptions,
+        weights: Weights,
+        max_seq_len: Option<usize>,
+    ) -> ModelInfo {
+        ModelInfo {
+            spec: spec.clone(),
+            arch: self.arch(),
+            implementation: self.name().into(),
+            description: self.description().into(),
+            params: shape.params,
+            layers: shape.layers,
+            width: shape.width,
+            vocab: shape.vocab,
+            dtype: dtype_name(opts.dtype),
+            device: device_name(&opts.device),
+            weights,
+            max_seq_len,
+            tokenizer: None,
+        }
+    }
+}
+
+/// The weights description of a preset built with `opts`.
+pub fn random_weights(preset: &Preset, opts: &BuildOptions) -> Weights {
+    Weights::Random {
+        preset: preset.name.into(),
+        seed: opts.seed,
+    }
+}
+
+/// The weights description of a checkpoint.
+pub fn checkpoint_weights(path: &Path) -> Weights {
+    Weights::Checkpoint {
+        path: path.to_path_buf(),
+    }
+}

@@ -1,0 +1,17 @@
+//! The models under test: the [`CausalLm`] contract, one [`Implementation`] per file
+//! under `adapters/` with a line in the [`registry`], the one table of matched
+//! [`presets`], synthetic weights, checkpoint reading and tokenizers.
+
+pub mod adapters;
+pub mod checkpoint;
+pub mod error;
+pub mod implementation;
+pub mod model;
+pub mod presets;
+pub mod registry;
+pub mod synthetic;
+pub mod tokenizer;
+
+pub use error::{Error, Result};
+pub use implementation::{candle_dtype, BuildOptions, Implementation};
+pub use model::CausalLm;

@@ -1,0 +1,238 @@
+//! The one table of model implementations, chosen by the name in a model spec. Adding
+//! an implementation: a file under `adapters/` and a line here.
+
+use results::suite::{suite_error, Suite};
+use results::{ModelSpec, Source};
+
+use crate::adapters::{llama, llama_upstream, rwkv7, rwkv7_upstream};
+use crate::implementation::{BuildOptions, Implementation};
+use crate::model::CausalLm;
+use crate::presets::{preset, preset_names, Preset};
+use crate::{Error, Result};
+
+/// Every implementation the harness can run.
+pub static REGISTRY: &[&dyn Implementation] = &[
+    &rwkv7::Rwkv7Impl,
+    &rwkv7_upstream::UpstreamRwkv7Impl,
+    &llama_upstream::UpstreamLlamaImpl,
+    &llama::LlamaImpl,
+];
+
+/// Options a spec may carry besides `tokenizer` (none yet: a typo is an error rather
+/// than silently ignored).
+const OPTIONS: &[&str] = &[];
+
+fn resolve_preset(spec: &ModelSpec, name: &str) -> Result<&'static Preset> {
+    preset(name).ok_or_else(|| {
+        Error::spec(
+            spec,
+            format!(
+                "unknown preset `{name}` (known: {})",
+                preset_names().join(", ")
+            ),
+        )
+    })
+}
+
+/// The implementation a spec names, once its preset or path and options are checked;
+/// nothing is built.
+pub fn resolve(spec: &ModelSpec) -> Result<&'static dyn Implementation> {
+    let imp = REGISTRY
+        .iter()
+        .copied()
+        .find(|e| e.name() == spec.implementation)
+        .ok_or_else(|| {
+            Error::spec(
+                spec,
+                format!(
+                    "unknown implementation `{}` (known: {})",
+                    spec.implementation,
+                    REGISTRY
+                        .iter()
+                        .map(|e| e.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
+    if let Some((key, _)) = spec
+        .options
+        .iter()
+        .find(|(k, _)| !OPTIONS.contains(&k.as_str()))
+    {
+        let known = ["tokenizer"].iter().chain(OPTIONS).copied();
+        return Err(Error::spec(
+            spec,
+            format!(
+                "unknown option `{key}` (known: {})",
+                known.collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    match &spec.source {
+        Source::Preset(p) => {
+            resolve_preset(spec, p)?;
+        }
+        Source::Path(path) if !path.exists() => {
+            return Err(Error::spec(
+                spec,
+                format!("checkpoint {} does not exist", path.display()),
+            ))
+        }
+        Source::Path(_) => {}
+    }
+    Ok(imp)
+}
+
+/// Builds the model a spec names.
+pub fn build(spec: &ModelSpec, opts: &BuildOptions) -> Result<Box<dyn CausalLm>> {
+    let imp = resolve(spec)?;
+    match &spec.source {
+        Source::Preset(p) => imp.build_from_preset(spec, resolve_preset(spec, p)?, opts),
+        Source::Path(path) => imp.build_from_path(spec, path, opts),
+    }
+}
+
+/// The longest context a spec supports, where it is known without loading weights.
+pub fn max_seq_len(spec: &ModelSpec) -> Result<Option<usize>> {
+    let imp = resolve(spec)?;
+    Ok(match &spec.source {
+        Source::Preset(p) => imp.preset_max_seq_len(resolve_preset(spec, p)?),
+        Source::Path(_) => None,
+    })
+}
+
+/// Checks what a suite's models need from the registry: every implementation, preset
+/// and checkpoint exists, and every length fits the models' context. The message names
+/// the suite file.
+pub fn check_suite(suite: &Suite) -> Result<()> {
+    let fail = |m: String| Error::from(suite_error(&suite.path, m));
+    let c = &suite.config;
+    let longest = c.seq_lens.iter().max().copied().unwrap_or(0);
+    for model in &c.models {
+        resolve(model).map_err(|e| fail(format!("`models`: {e}")))?;
+        if let Some(max) = max_seq_len(model)? {
+            let needed = suite.positions_needed(longest);
+            if needed > max {
+                return Err(fail(format!(
+                    "`seq_lens` contains {longest}, but {model} supports at most {max} positions \
+                     ({} more are needed for decode steps)",
+                    needed - longest
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn resolve_str(raw: &str) -> Result<&'static dyn Implementation> {
+        resolve(&raw.parse()?)
+    }
+
+    #[test]
+    fn unknown_names_presets_and_options_list_the_known_ones() {
+        let e = resolve_str("gpt9:preset=tiny").err().unwrap().to_string();
+        assert!(
+            e.contains("rwkv7-upstream") && e.contains("llama-upstream"),
+            "{e}"
+        );
+        let e = resolve_str("llama-upstream:preset=huge")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("0.1b") && e.contains("tiny"), "{e}");
+        let e = resolve_str("llama-upstream:/no/such/dir")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("/no/such/dir"), "{e}");
+        let e = resolve_str("llama:preset=tiny,chunk=8")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("unknown option `chunk`") && e.contains("tokenizer"),
+            "{e}"
+        );
+        assert_eq!(
+            resolve_str("rwkv7:preset=tiny,tokenizer=bytes")
+                .unwrap()
+                .name(),
+            "rwkv7"
+        );
+    }
+
+    #[test]
+    fn tiny_presets_build_and_produce_finite_logits() {
+        for imp in REGISTRY {
+            let spec: ModelSpec = format!("{}:preset=tiny", imp.name()).parse().unwrap();
+            let mut m = build(&spec, &BuildOptions::default()).unwrap();
+            assert_eq!(m.info().implementation, imp.name());
+            assert_eq!(m.info().arch, imp.arch());
+            assert_eq!(m.info().params, imp.preset_params(preset("tiny").unwrap()));
+            let logits = m.prefill(&[1, 2, 3, 4]).unwrap();
+            assert_eq!(logits.dims(), &[512]);
+            let after = m.state_bytes();
+            let next = m.step(5).unwrap().to_vec1::<f32>().unwrap();
+            assert!(next.iter().all(|x| x.is_finite()), "{spec}");
+            assert!(after > 0, "{spec}");
+            m.reset().unwrap();
+            let lp = m.log_probs(&[1, 2, 3]).unwrap();
+            assert_eq!(lp.len(), 2);
+            assert!(
+                lp.iter().all(|&x| x < 0.0 && x.is_finite()),
+                "{spec}: {lp:?}"
+            );
+        }
+    }
+
+    fn parse(text: &str) -> Result<()> {
+        let suite = Suite::parse(Path::new("suites/test.toml"), text.to_string())?;
+        check_suite(&suite)
+    }
+
+    const MINIMAL: &str = r#"
+name = "t"
+models = ["rwkv7-upstream:preset=tiny", "llama-upstream:preset=tiny"]
+seq_lens = [16, 64]
+"#;
+
+    #[test]
+    fn suites_naming_impossible_models_or_lengths_are_rejected() {
+        parse(MINIMAL).unwrap();
+        let e = parse(&MINIMAL.replace("[16, 64]", "[16, 100000]"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("suites/test.toml: "), "{e}");
+        assert!(e.contains("100000") && e.contains("8192"), "{e}");
+        let e = parse(&MINIMAL.replace("llama-upstream", "gpt"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`models`") && e.contains("unknown implementation"),
+            "{e}"
+        );
+        parse(&MINIMAL.replace("preset=tiny\"", "preset=tiny,tokenizer=bytes\"")).unwrap();
+    }
+
+    #[test]
+    fn shipped_suites_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let suite = Suite::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                check_suite(&suite).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 3);
+    }
+}

@@ -1,0 +1,25 @@
+//! rwkv-bench's data: the results schema, suite files, statistics, analysis, compare
+//! and history. Pure data (no candle, no tokenizers), so reports and comparisons build
+//! and run without the models.
+
+pub mod accuracy;
+pub mod analysis;
+pub mod atomic;
+pub mod compare;
+pub mod error;
+pub mod gate;
+pub mod history;
+pub mod machine;
+pub mod model_info;
+pub mod pipeline;
+pub mod schema;
+pub mod spec;
+pub mod stats;
+pub mod suite;
+pub mod task;
+pub mod tool;
+
+pub use error::{Error, Result};
+pub use model_info::{Arch, ModelInfo, Weights};
+pub use schema::{CellKey, Failure, Metric, Record, Results, TaskFields, Unit};
+pub use spec::{ModelSpec, Source, TokenizerSpec};

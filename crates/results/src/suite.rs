@@ -1,0 +1,324 @@
+//! Suite files: which models, lengths and measurements a run makes (TOML).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::accuracy::AccuracyConfig;
+use crate::spec::ModelSpec;
+use crate::{Error, Result};
+
+/// Element type the models run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    #[default]
+    F32,
+    Bf16,
+    F16,
+}
+
+impl Dtype {
+    /// The name in suites and records: `f32`, `bf16`, `f16`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "f32",
+            Dtype::Bf16 => "bf16",
+            Dtype::F16 => "f16",
+        }
+    }
+}
+
+/// Which measurements each cell makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Measure {
+    /// Time to process a prompt of the cell's length (TTFT), and tokens/s.
+    pub prefill: bool,
+    /// ms/token of single-token steps after a prompt of the cell's length.
+    pub decode: bool,
+    /// Peak RSS of the isolated cell process and `state_bytes()` after the prompt.
+    pub memory: bool,
+}
+
+impl Default for Measure {
+    fn default() -> Self {
+        Self {
+            prefill: true,
+            decode: true,
+            memory: true,
+        }
+    }
+}
+
+/// How many samples each cell takes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sampling {
+    /// Tokens of an untimed prompt run first in each cell (pages weights in, starts
+    /// the thread pool).
+    pub warmup_tokens: usize,
+    /// Timed prompt runs per cell, at most.
+    pub repetitions: usize,
+    /// Stop taking prompt samples once the next would exceed this (at least one is
+    /// always taken); the number taken is recorded with the samples.
+    pub max_seconds_per_cell: f64,
+    /// Untimed decode steps after the prompt.
+    pub decode_warmup: usize,
+    /// Timed decode steps after the prompt (each is one sample).
+    pub decode_tokens: usize,
+    /// Processes per cell, each a full measurement, run in rounds over every cell and
+    /// pooled. A process's page placement (huge pages, NUMA, cache colouring) shifts
+    /// its memory-bound timings by ~10 % on a shared machine; with one process per
+    /// cell, that luck would be read as a difference between lengths.
+    pub processes: usize,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self {
+            warmup_tokens: 64,
+            repetitions: 5,
+            max_seconds_per_cell: 60.0,
+            decode_warmup: 2,
+            decode_tokens: 16,
+            processes: 1,
+        }
+    }
+}
+
+/// Limits that turn a runaway cell into a recorded failure.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// A cell whose process RSS exceeds this is killed and recorded as failed.
+    /// Unset: 90 % of the machine's RAM.
+    pub memory_budget_mb: Option<u64>,
+    /// A cell running longer than this is killed and recorded as failed.
+    pub cell_timeout_s: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_budget_mb: None,
+            cell_timeout_s: 1800.0,
+        }
+    }
+}
+
+/// A suite as written in its TOML file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteConfig {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Model specs, e.g. `rwkv7-upstream:preset=0.1b`.
+    pub models: Vec<ModelSpec>,
+    /// Prompt lengths (and decode depths) in tokens.
+    pub seq_lens: Vec<usize>,
+    #[serde(default)]
+    pub dtype: Dtype,
+    /// Compute threads; 0 uses every core.
+    #[serde(default)]
+    pub threads: usize,
+    /// Seed of random weights and prompt tokens.
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub measure: Measure,
+    #[serde(default)]
+    pub sampling: Sampling,
+    #[serde(default)]
+    pub limits: Limits,
+    /// Accuracy tasks, task files, corpora and gates (`rwkv-bench eval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<AccuracyConfig>,
+}
+
+/// A loaded and validated suite.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    pub path: PathBuf,
+    /// The file's text, recorded verbatim in results.
+    pub source: String,
+    pub config: SuiteConfig,
+}
+
+/// The error for a suite at `path`.
+pub fn suite_error(path: &Path, message: impl Into<String>) -> Error {
+    Error::Suite {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// One line for a TOML error: the parser's message, where, and the offending line.
+fn describe_toml_error(source: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let line = source[..span.start.min(source.len())].matches('\n').count() + 1;
+            let text = source.lines().nth(line - 1).unwrap_or("").trim();
+            format!("line {line} (`{text}`): {message}")
+        }
+        None => message,
+    }
+}
+
+impl Suite {
+    /// Reads, parses and validates a suite file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let source = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(path, source)
+    }
+
+    /// Parses and validates suite text; `path` is used in messages.
+    pub fn parse(path: &Path, source: String) -> Result<Self> {
+        let mut config: SuiteConfig = toml::from_str(&source)
+            .map_err(|e| suite_error(path, describe_toml_error(&source, &e)))?;
+        if let (Some(acc), Some(dir)) = (config.accuracy.as_mut(), path.parent()) {
+            acc.resolve_paths(dir);
+        }
+        let suite = Self {
+            path: path.to_path_buf(),
+            source,
+            config,
+        };
+        suite.validate()?;
+        Ok(suite)
+    }
+
+    /// A suite made from settings rather than a file (`rwkv-bench eval --model …`); its
+    /// recorded source is the settings written as TOML.
+    pub fn from_config(path: &Path, config: SuiteConfig) -> Result<Self> {
+        let source = toml::to_string(&config).map_err(|e| suite_error(path, e.to_string()))?;
+        let suite = Self {
+            path: path.to_path_buf(),
+            source,
+            config,
+        };
+        suite.validate()?;
+        Ok(suite)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let c = &self.config;
+        let fail = |m: String| Err(suite_error(&self.path, m));
+        if c.name.trim().is_empty() {
+            return fail("`name` is empty".into());
+        }
+        if c.models.is_empty() {
+            return fail("`models` is empty: name at least one model spec".into());
+        }
+        // Task files are not generated per length: a suite of only those needs none.
+        let lengthless = c
+            .accuracy
+            .as_ref()
+            .is_some_and(|a| a.tasks.is_empty() && a.corpora.is_empty())
+            && !(c.measure.prefill || c.measure.decode || c.measure.memory);
+        if c.seq_lens.is_empty() && !lengthless {
+            return fail("`seq_lens` is empty: name at least one length".into());
+        }
+        if let Some(bad) = c.seq_lens.iter().find(|&&l| l == 0) {
+            return fail(format!(
+                "`seq_lens` contains {bad}: lengths must be at least 1 token"
+            ));
+        }
+        if c.sampling.repetitions == 0 {
+            return fail("`sampling.repetitions` must be at least 1".into());
+        }
+        if c.sampling.processes == 0 {
+            return fail("`sampling.processes` must be at least 1".into());
+        }
+        if c.sampling.max_seconds_per_cell.is_nan() || c.sampling.max_seconds_per_cell <= 0.0 {
+            return fail("`sampling.max_seconds_per_cell` must be positive".into());
+        }
+        if c.limits.cell_timeout_s.is_nan() || c.limits.cell_timeout_s <= 0.0 {
+            return fail("`limits.cell_timeout_s` must be positive".into());
+        }
+        if !(c.measure.prefill || c.measure.decode || c.measure.memory) && c.accuracy.is_none() {
+            return fail("`measure` turns every measurement off".into());
+        }
+        if let Some(acc) = &c.accuracy {
+            acc.validate().or_else(fail)?;
+        }
+        Ok(())
+    }
+
+    /// Positions a cell of length `seq_len` needs: the prompt and the decode steps
+    /// after it.
+    pub fn positions_needed(&self, seq_len: usize) -> usize {
+        let s = &self.config.sampling;
+        seq_len
+            + if self.config.measure.decode {
+                s.decode_warmup + s.decode_tokens
+            } else {
+                0
+            }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Suite> {
+        Suite::parse(Path::new("suites/test.toml"), text.to_string())
+    }
+
+    const MINIMAL: &str = r#"
+name = "t"
+models = ["rwkv7-upstream:preset=tiny", "llama-upstream:preset=tiny"]
+seq_lens = [16, 64]
+"#;
+
+    #[test]
+    fn minimal_suite_gets_defaults() {
+        let s = parse(MINIMAL).unwrap();
+        assert_eq!(s.config.dtype, Dtype::F32);
+        assert_eq!(s.config.threads, 0);
+        assert!(s.config.measure.prefill && s.config.measure.decode && s.config.measure.memory);
+        assert_eq!(s.config.sampling, Sampling::default());
+        assert_eq!(s.source, MINIMAL);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let e = parse(&MINIMAL.replace("seq_lens", "seqlens"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("suites/test.toml: line 4"), "{e}");
+        assert!(e.contains("seqlens"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_and_missing_key_are_named() {
+        let e = parse(&MINIMAL.replace("[16, 64]", "[\"a\"]"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("seq_lens"), "{e}");
+        let e = parse("name = \"t\"\nseq_lens = [1]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("models"), "{e}");
+        let e = parse(&format!("{MINIMAL}\n[sampling]\nrepetitons = 3\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("repetitons"), "{e}");
+    }
+
+    #[test]
+    fn impossible_lengths_and_models_are_rejected() {
+        let e = parse(&MINIMAL.replace("[16, 64]", "[0, 64]"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at least 1 token"), "{e}");
+        let e = parse(&MINIMAL.replace("llama-upstream:preset=tiny", "llama-upstream"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("models") && e.contains("NAME:PATH"), "{e}");
+    }
+}

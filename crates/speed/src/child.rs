@@ -1,0 +1,42 @@
+//! The child side of an isolated cell, as the binary's `cell` command runs it: a
+//! [`CellPlan`] as JSON on stdin, [`CellEvent`]s as JSON lines on stdout.
+
+use std::io::{Read, Write};
+
+use models::{Error, Result};
+
+use crate::measure::cell::run_cell;
+use crate::measure::{CellEvent, CellPlan};
+
+fn emit(event: &CellEvent) {
+    let mut out = std::io::stdout().lock();
+    if let Ok(line) = serde_json::to_string(event) {
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+/// Reads a plan from stdin, measures it, and reports the outcome (or the failure) on
+/// stdout; the error is returned too, so the process exits non-zero.
+pub fn cell_main() -> Result<()> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|e| Error::Cell(format!("reading the cell plan from stdin: {e}")))?;
+    let plan: CellPlan = serde_json::from_str(&input)
+        .map_err(|e| Error::Cell(format!("parsing the cell plan: {e}")))?;
+    match run_cell(&plan, &mut |e| emit(&e)) {
+        Ok(outcome) => {
+            emit(&CellEvent::Done {
+                outcome: Box::new(outcome),
+            });
+            Ok(())
+        }
+        Err(e) => {
+            emit(&CellEvent::Failed {
+                error: e.to_string(),
+            });
+            Err(e)
+        }
+    }
+}

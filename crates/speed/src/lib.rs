@@ -1,0 +1,10 @@
+//! Speed and memory of a suite's cells: each (model, length) measured in an isolated
+//! child process ([`measure`]), run in rounds and pooled ([`runner`]); [`child`] is the
+//! child's side, the binary's `cell` command.
+
+pub mod child;
+pub mod measure;
+pub mod runner;
+
+pub use child::cell_main;
+pub use runner::run_suite;

@@ -1,0 +1,146 @@
+//! Running a suite: isolated cells per (length, model), `sampling.processes` of each,
+//! pooled into records and assembled into a [`Results`] document by the shared
+//! [`Run`] pipeline.
+
+use std::time::Duration;
+
+use models::Result;
+use results::pipeline::{Cell, Observer, Run};
+use results::suite::Suite;
+use results::{Metric, Record, Results};
+
+use crate::measure::isolate::{run_isolated, CellLimits, Launcher};
+use crate::measure::{CellEvent, CellOutcome, CellPlan};
+
+/// Turns the raw samples of a cell's processes into records, for the measurements the
+/// suite asked for. Timings pool every process's samples; memory gives one sample per
+/// process.
+pub fn cell_records(suite: &Suite, seq_len: usize, outcomes: &[CellOutcome]) -> Vec<Record> {
+    let Some(first) = outcomes.first() else {
+        return Vec::new();
+    };
+    let m = suite.config.measure;
+    let pooled = |f: fn(&CellOutcome) -> &[f64]| -> Vec<f64> {
+        outcomes.iter().flat_map(|o| f(o).iter().copied()).collect()
+    };
+    let per_process =
+        |f: fn(&CellOutcome) -> u64| -> Vec<f64> { outcomes.iter().map(|o| f(o) as f64).collect() };
+    let mut series: Vec<(Metric, Vec<f64>)> = Vec::new();
+    if m.prefill {
+        let prefill_ms = pooled(|o| &o.prefill_ms);
+        let tps = prefill_ms
+            .iter()
+            .map(|ms| seq_len as f64 / (ms / 1e3))
+            .collect();
+        series.push((Metric::PrefillTime, prefill_ms));
+        series.push((Metric::PrefillThroughput, tps));
+    }
+    if m.decode {
+        series.push((Metric::DecodeLatency, pooled(|o| &o.decode_ms)));
+    }
+    if m.memory {
+        series.push((Metric::PeakRss, per_process(|o| o.peak_rss)));
+        series.push((Metric::RssAfterLoad, per_process(|o| o.rss_after_load)));
+        series.push((Metric::StateBytes, per_process(|o| o.state_bytes)));
+    }
+    series
+        .into_iter()
+        .filter_map(|(metric, samples)| {
+            let name = &suite.config.name;
+            Record::from_samples(
+                name,
+                &first.info,
+                metric,
+                seq_len,
+                samples,
+                Default::default(),
+            )
+        })
+        .collect()
+}
+
+/// The cells of a suite, length by length, every model at each length.
+pub fn cells(suite: &Suite) -> Vec<Cell> {
+    let c = &suite.config;
+    c.seq_lens
+        .iter()
+        .flat_map(|&seq_len| {
+            c.models.iter().map(move |model| Cell {
+                model: model.clone(),
+                task: None,
+                seq_len: Some(seq_len),
+            })
+        })
+        .collect()
+}
+
+/// Runs every cell of `suite` in its own child process started by `launcher`.
+pub fn run_suite(
+    suite: &Suite,
+    launcher: &Launcher,
+    observer: &mut dyn Observer,
+) -> Result<Results> {
+    models::registry::check_suite(suite)?;
+    let c = &suite.config;
+    let cells = cells(suite);
+    // `sampling.processes` rounds over every cell, so that drift over the run falls on
+    // every cell alike. A cell that fails is not run again.
+    let rounds = c.sampling.processes;
+    let mut run = Run::start(suite, cells.len() * rounds);
+    let budget = c
+        .limits
+        .memory_budget_mb
+        .map(|mb| mb << 20)
+        .unwrap_or(run.machine().ram_bytes / 10 * 9);
+    let limits = CellLimits {
+        memory_budget_bytes: budget,
+        timeout: Duration::from_secs_f64(c.limits.cell_timeout_s),
+    };
+    let launcher = Launcher {
+        threads: c.threads,
+        ..launcher.clone()
+    };
+    let mut outcomes: Vec<Vec<CellOutcome>> = vec![Vec::new(); cells.len()];
+    let mut failed = vec![false; cells.len()];
+    for _ in 0..rounds {
+        for (i, cell) in cells.iter().enumerate() {
+            if failed[i] {
+                continue;
+            }
+            let seq_len = cell.seq_len.unwrap_or(0);
+            run.begin(observer, cell);
+            let plan = CellPlan {
+                model: cell.model.clone(),
+                seq_len,
+                dtype: c.dtype,
+                seed: c.seed,
+                measure: c.measure,
+                sampling: c.sampling,
+            };
+            let mut forward = |e: &CellEvent| {
+                if let CellEvent::Progress { phase, done, total } = e {
+                    observer.cell_progress(cell, *phase, *done, *total);
+                }
+            };
+            match run_isolated(&launcher, &plan, limits, &mut forward) {
+                Ok(outcome) => {
+                    let records = cell_records(suite, seq_len, std::slice::from_ref(&outcome));
+                    run.end(observer, cell, Ok(&records));
+                    run.threads_used = Some(outcome.threads);
+                    outcomes[i].push(outcome);
+                }
+                Err(e) => {
+                    run.end(observer, cell, Err(e.to_string()));
+                    failed[i] = true;
+                }
+            }
+        }
+    }
+    for (cell, outs) in cells.iter().zip(&outcomes) {
+        if let Some(o) = outs.first() {
+            run.add_model(o.info.clone());
+        }
+        run.add_records(cell_records(suite, cell.seq_len.unwrap_or(0), outs));
+    }
+    Ok(run.results(&[]))
+}
