@@ -1,10 +1,11 @@
 //! Accuracy across lengths: synthetic long-context tasks generated in each model's own
-//! tokens ([`tasks`]), user task files, scoring ([`score`]), perplexity by position
+//! tokens ([`tasks`]), user task files ([`taskfile`]), scoring ([`score`]), perplexity by position
 //! ([`perplexity`]) and the evaluation runner ([`runner`]).
 
 pub mod perplexity;
 pub mod runner;
 pub mod score;
+pub mod taskfile;
 pub mod tasks;
 
 pub use models::{Error, Result};

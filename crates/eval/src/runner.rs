@@ -5,7 +5,7 @@
 //! the suite's.
 //!
 //! The pipeline is generate -> score -> records: [`crate::tasks`] makes examples in the
-//! model's tokenizer, [`crate::score`] and [`crate::tasks::taskfile`] score them,
+//! model's tokenizer, [`crate::score`] and [`crate::taskfile`] score them,
 //! [`crate::perplexity`] measures losses, and this module turns scores into
 //! [`Record`]s (0/1 samples with a Wilson interval for accuracies); the shared
 //! [`Run`] pipeline records failures and assembles the results.
@@ -22,7 +22,7 @@ use results::{Metric, ModelSpec, Record, Results, TaskFields};
 
 use crate::perplexity::{buckets, corpus_files, document_loss};
 use crate::score::score_example;
-use crate::tasks::taskfile::{score_item, Item, TaskFile};
+use crate::taskfile::{score_item, Item, TaskFile};
 use crate::tasks::{self, TaskKind};
 use crate::{Error, Result};
 

@@ -8,6 +8,7 @@ use results::{Arch, ModelInfo, ModelSpec, Weights};
 
 use crate::model::CausalLm;
 use crate::presets::Preset;
+use crate::synthetic::{param_count, specs};
 use crate::Result;
 
 /// What every implementation needs to build a model.
@@ -61,19 +62,38 @@ pub struct Shape {
     pub vocab: usize,
 }
 
-/// A model implementation the harness can run.
-pub trait Implementation: Sync {
+/// What an implementation is, stated once.
+#[derive(Debug)]
+pub struct About {
     /// The name specs use before the colon, e.g. `llama-upstream`.
-    fn name(&self) -> &'static str;
-
-    fn arch(&self) -> Arch;
-
+    pub name: &'static str,
+    pub arch: Arch,
     /// What the implementation does, in a sentence (prefill strategy, cache strategy),
     /// so nobody mistakes a slow baseline for an architectural win.
-    fn description(&self) -> &'static str;
+    pub description: &'static str,
+}
 
-    /// Parameter count of a preset, without building it.
-    fn preset_params(&self, preset: &Preset) -> u64;
+/// A model implementation the harness can run.
+pub trait Implementation: Sync {
+    fn about(&self) -> &'static About;
+
+    fn name(&self) -> &'static str {
+        self.about().name
+    }
+
+    fn arch(&self) -> Arch {
+        self.about().arch
+    }
+
+    fn description(&self) -> &'static str {
+        self.about().description
+    }
+
+    /// Parameter count of a preset, without building it: its synthetic weights are the
+    /// family's checkpoint layout at the preset's shape.
+    fn preset_params(&self, preset: &Preset) -> u64 {
+        param_count(&specs(self.arch(), preset))
+    }
 
     /// The longest context the implementation supports at a preset's shape, where it
     /// has a limit.

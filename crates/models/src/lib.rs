@@ -3,6 +3,7 @@
 //! [`presets`], synthetic weights, checkpoint reading and tokenizers.
 
 pub mod adapters;
+pub mod batched;
 pub mod checkpoint;
 pub mod error;
 pub mod implementation;

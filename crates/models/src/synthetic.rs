@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Tensor};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
+use results::Arch;
+
 use crate::presets::Preset;
 use crate::Result;
 
@@ -273,6 +275,15 @@ pub fn llama_specs(p: &Preset) -> Vec<TensorSpec> {
     s.push(TensorSpec::new("model.norm.weight", &[c], Init::Const(1.0)));
     s.push(TensorSpec::new("lm_head.weight", &[v, c], lin(c)));
     s
+}
+
+/// The tensors of a preset in the checkpoint layout of an architecture's family
+/// (official RWKV-7 keys, Hugging Face Llama keys).
+pub fn specs(arch: Arch, p: &Preset) -> Vec<TensorSpec> {
+    match arch {
+        Arch::Rwkv => rwkv7_specs(p),
+        Arch::Transformer => llama_specs(p),
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::schema::Metric;
+use crate::record::Metric;
 use crate::spec::ModelSpec;
 use crate::task::{TaskKind, TaskParams};
 

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model_info::ModelInfo;
-use crate::schema::{Metric, Record};
+use crate::record::{Metric, Record};
 use crate::spec::ModelSpec;
 use crate::stats::log_log_slope;
 

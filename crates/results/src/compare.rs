@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::schema::{Metric, Results};
+use crate::record::Metric;
+use crate::schema::Results;
 use crate::spec::ModelSpec;
 use crate::stats::{bootstrap, median_in_place, Interval, CONFIDENCE};
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::accuracy::Gate;
 use crate::model_info::ModelInfo;
-use crate::schema::{Metric, Record};
+use crate::record::{Metric, Record};
 use crate::spec::ModelSpec;
 
 /// One gate checked against one model.

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::schema::{CellKey, Metric, Results};
+use crate::record::{CellKey, Metric};
+use crate::schema::Results;
 use crate::spec::ModelSpec;
 use crate::{Error, Result};
 

@@ -12,6 +12,7 @@ pub mod history;
 pub mod machine;
 pub mod model_info;
 pub mod pipeline;
+pub mod record;
 pub mod schema;
 pub mod spec;
 pub mod stats;
@@ -21,5 +22,6 @@ pub mod tool;
 
 pub use error::{Error, Result};
 pub use model_info::{Arch, ModelInfo, Weights};
-pub use schema::{CellKey, Failure, Metric, Record, Results, TaskFields, Unit};
+pub use record::{CellKey, Failure, Metric, Record, TaskFields, Unit};
+pub use schema::Results;
 pub use spec::{ModelSpec, Source, TokenizerSpec};

@@ -1,5 +1,5 @@
 //! Synthetic long-context tasks, generated per target length in the model's own
-//! tokenizer (as RULER does), and user task files.
+//! tokenizer (as RULER does); user task files are [`crate::taskfile`].
 //!
 //! Every generated [`Example`] is exactly `seq_len` tokens long: the prompt plus the
 //! answers of its probes. A [`Probe`] says "after `tokens[..at]` the model should
@@ -11,7 +11,6 @@ pub mod haystack;
 pub mod mqar;
 pub mod niah;
 pub mod passkey;
-pub mod taskfile;
 
 use rand::rngs::SmallRng;
 use rand::SeedableRng;

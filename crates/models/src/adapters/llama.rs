@@ -4,41 +4,36 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Tensor};
+use candle_core::{Device, Tensor};
 use candle_nn::VarBuilder;
 use results::{Arch, ModelInfo, ModelSpec, Weights};
 use transformer::{KvCache, Logits, Model};
 
+use crate::batched::Batched;
 use crate::checkpoint::from_transformer;
 use crate::implementation::{
-    checkpoint_weights, random_weights, BuildOptions, Implementation, Shape,
+    checkpoint_weights, random_weights, About, BuildOptions, Implementation, Shape,
 };
-use crate::model::{chunked_log_probs, CausalLm, LOGITS_CHUNK};
+use crate::model::CausalLm;
 use crate::presets::Preset;
-use crate::synthetic::{llama_specs, materialise, param_count};
-use crate::{Error, Result};
+use crate::synthetic::{llama_specs, materialise};
+use crate::Result;
 
 /// Our Llama-family decoder, `llama` in specs.
 pub struct LlamaImpl;
 
+const ABOUT: About = About {
+    name: "llama",
+    arch: Arch::Transformer,
+    description: "rwkv-bench transformer: KV cache preallocated and written in place (grown by \
+     doubling), prompts in 512-position chunks with query-blocked causal attention read \
+     from the cache (no TxT scores or mask, fused f32 CPU kernel), logits of the last \
+     position only",
+};
+
 impl Implementation for LlamaImpl {
-    fn name(&self) -> &'static str {
-        "llama"
-    }
-
-    fn arch(&self) -> Arch {
-        Arch::Transformer
-    }
-
-    fn description(&self) -> &'static str {
-        "rwkv-bench transformer: KV cache preallocated and written in place (grown by \
-         doubling), prompts in 512-position chunks with query-blocked causal attention read \
-         from the cache (no TxT scores or mask, fused f32 CPU kernel), logits of the last \
-         position only"
-    }
-
-    fn preset_params(&self, preset: &Preset) -> u64 {
-        param_count(&llama_specs(preset))
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 
     fn build_from_preset(
@@ -105,25 +100,7 @@ pub struct Llama {
     info: ModelInfo,
 }
 
-impl Llama {
-    /// Runs `tokens` after the cached positions.
-    fn forward(&mut self, tokens: &[u32], logits: Logits) -> Result<Tensor> {
-        if tokens.is_empty() {
-            return Err(Error::Unsupported(format!(
-                "{}: a forward needs at least one token",
-                self.info.spec
-            )));
-        }
-        let input = Tensor::new(tokens, self.model.device())?.unsqueeze(0)?;
-        let out = self
-            .model
-            .forward(&input, &mut self.cache, logits)
-            .map_err(from_transformer)?;
-        Ok(out.squeeze(0)?)
-    }
-}
-
-impl CausalLm for Llama {
+impl Batched for Llama {
     fn info(&self) -> &ModelInfo {
         &self.info
     }
@@ -133,47 +110,25 @@ impl CausalLm for Llama {
         Ok(())
     }
 
-    fn prefill(&mut self, tokens: &[u32]) -> Result<Tensor> {
-        self.forward(tokens, Logits::Last)
-    }
-
-    fn step(&mut self, token: u32) -> Result<Tensor> {
-        self.forward(&[token], Logits::Last)
-    }
-
     fn state_bytes(&self) -> usize {
         self.cache.bytes()
     }
 
-    /// One batched forward per `LOGITS_CHUNK` positions.
-    fn logits_all(&mut self, tokens: &[u32]) -> Result<Tensor> {
-        self.reset()?;
-        let rows = tokens
-            .chunks(LOGITS_CHUNK)
-            .map(|chunk| self.forward(chunk, Logits::All))
-            .collect::<Result<Vec<_>>>()?;
-        if rows.is_empty() {
-            return Ok(Tensor::zeros(
-                (0, self.info.vocab),
-                DType::F32,
-                self.model.device(),
-            )?);
-        }
-        Ok(Tensor::cat(&rows, 0)?)
+    fn device(&self) -> Device {
+        self.model.device().clone()
     }
 
-    /// Batched forwards of `LOGITS_CHUNK` positions; each chunk's logits are reduced to
-    /// log-probabilities of the next tokens before the next chunk runs.
-    fn log_probs(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
-        self.reset()?;
-        chunked_log_probs(tokens, |chunk| self.forward(chunk, Logits::All))
+    fn forward_batch(&mut self, input: &Tensor, logits: Logits) -> Result<Tensor> {
+        self.model
+            .forward(input, &mut self.cache, logits)
+            .map_err(from_transformer)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::token_log_prob;
+    use crate::model::{token_log_prob, LOGITS_CHUNK};
     use crate::presets::PRESETS;
     use crate::registry;
 

@@ -14,32 +14,27 @@ use results::{Arch, ModelInfo, ModelSpec, Weights};
 
 use crate::checkpoint::{checkpoint_error, read_tensors};
 use crate::implementation::{
-    checkpoint_weights, random_weights, BuildOptions, Implementation, Shape,
+    checkpoint_weights, random_weights, About, BuildOptions, Implementation, Shape,
 };
 use crate::model::CausalLm;
 use crate::presets::Preset;
-use crate::synthetic::{llama_specs, materialise, param_count};
+use crate::synthetic::{llama_specs, materialise};
 use crate::{Error, Result};
 
 /// candle-transformers' `llama`, `llama-upstream` in specs.
 pub struct UpstreamLlamaImpl;
 
-impl Implementation for UpstreamLlamaImpl {
-    fn name(&self) -> &'static str {
-        "llama-upstream"
-    }
-
-    fn arch(&self) -> Arch {
-        Arch::Transformer
-    }
-
-    fn description(&self) -> &'static str {
+const ABOUT: About = About {
+    name: "llama-upstream",
+    arch: Arch::Transformer,
+    description:
         "candle-transformers 0.11 llama: batched prefill with full TxT scores and mask, KV \
-         cache grown by Tensor::cat every step"
-    }
+     cache grown by Tensor::cat every step",
+};
 
-    fn preset_params(&self, preset: &Preset) -> u64 {
-        param_count(&llama_specs(preset))
+impl Implementation for UpstreamLlamaImpl {
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 
     /// Upstream's rope tables stop at `max_position_embeddings`.

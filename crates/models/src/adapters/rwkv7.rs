@@ -3,15 +3,16 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use results::{Arch, ModelInfo, ModelSpec, Weights};
 use rwkv::{CheckpointShapes, Logits, Model, State};
 
+use crate::batched::Batched;
 use crate::implementation::{
-    checkpoint_weights, dtype_name, random_weights, BuildOptions, Implementation, Shape,
+    checkpoint_weights, dtype_name, random_weights, About, BuildOptions, Implementation, Shape,
 };
-use crate::model::{chunked_log_probs, CausalLm, LOGITS_CHUNK};
+use crate::model::CausalLm;
 use crate::presets::Preset;
 use crate::synthetic::{materialise, param_count, rwkv7_specs};
 use crate::{Error, Result};
@@ -19,25 +20,19 @@ use crate::{Error, Result};
 /// Our RWKV-7, `rwkv7` in specs.
 pub struct Rwkv7Impl;
 
+const ABOUT: About = About {
+    name: "rwkv7",
+    arch: Arch::Rwkv,
+    description: "rwkv-bench RWKV-7: prompts in 512-token chunks with every projection one matmul \
+     over the chunk and the WKV-7 recurrence (with its activations, GroupNorm and gate) \
+     as one fused f32 CPU kernel, rayon over heads; a decode step is the same path with \
+     T = 1, its projections through a parallel matrix-vector kernel; logits of the last \
+     position only",
+};
+
 impl Implementation for Rwkv7Impl {
-    fn name(&self) -> &'static str {
-        "rwkv7"
-    }
-
-    fn arch(&self) -> Arch {
-        Arch::Rwkv
-    }
-
-    fn description(&self) -> &'static str {
-        "rwkv-bench RWKV-7: prompts in 512-token chunks with every projection one matmul \
-         over the chunk and the WKV-7 recurrence (with its activations, GroupNorm and gate) \
-         as one fused f32 CPU kernel, rayon over heads; a decode step is the same path with \
-         T = 1, its projections through a parallel matrix-vector kernel; logits of the last \
-         position only"
-    }
-
-    fn preset_params(&self, preset: &Preset) -> u64 {
-        param_count(&rwkv7_specs(preset))
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 
     fn build_from_preset(
@@ -141,68 +136,29 @@ fn require_f32(spec: &ModelSpec, opts: &BuildOptions) -> Result<()> {
     )))
 }
 
-impl Rwkv7 {
-    /// Runs `tokens` from the current state; returns `(T, V)` logits for `All`, `(V,)`
-    /// for `Last`.
-    fn forward(&mut self, tokens: &[u32], logits: Logits) -> Result<Tensor> {
-        if tokens.is_empty() {
-            return Err(Error::Unsupported(format!(
-                "{}: a forward needs at least one token",
-                self.info.spec
-            )));
-        }
-        let device = self.state.layers[0].wkv.device().clone();
-        let input = Tensor::new(tokens, &device)?.unsqueeze(0)?;
-        let out = self
-            .model
-            .forward(&input, &mut self.state, logits)
-            .map_err(model_error)?;
-        Ok(out.squeeze(0)?)
-    }
-}
-
-impl CausalLm for Rwkv7 {
+impl Batched for Rwkv7 {
     fn info(&self) -> &ModelInfo {
         &self.info
     }
 
     fn reset(&mut self) -> Result<()> {
-        let device = self.state.layers[0].wkv.device().clone();
+        let device = self.device();
         self.state = State::new(self.model.config(), 1, &device).map_err(model_error)?;
         Ok(())
-    }
-
-    fn prefill(&mut self, tokens: &[u32]) -> Result<Tensor> {
-        self.forward(tokens, Logits::Last)
-    }
-
-    fn step(&mut self, token: u32) -> Result<Tensor> {
-        self.forward(&[token], Logits::Last)
     }
 
     fn state_bytes(&self) -> usize {
         self.state.bytes()
     }
 
-    /// One batched forward per `LOGITS_CHUNK` positions.
-    fn logits_all(&mut self, tokens: &[u32]) -> Result<Tensor> {
-        self.reset()?;
-        let rows = tokens
-            .chunks(LOGITS_CHUNK)
-            .map(|chunk| self.forward(chunk, Logits::All))
-            .collect::<Result<Vec<_>>>()?;
-        if rows.is_empty() {
-            let device = self.state.layers[0].wkv.device().clone();
-            return Ok(Tensor::zeros((0, self.info.vocab), DType::F32, &device)?);
-        }
-        Ok(Tensor::cat(&rows, 0)?)
+    fn device(&self) -> Device {
+        self.state.layers[0].wkv.device().clone()
     }
 
-    /// Batched forwards of `LOGITS_CHUNK` positions; each chunk's logits are reduced to
-    /// log-probabilities of the next tokens before the next chunk runs.
-    fn log_probs(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
-        self.reset()?;
-        chunked_log_probs(tokens, |chunk| self.forward(chunk, Logits::All))
+    fn forward_batch(&mut self, input: &Tensor, logits: Logits) -> Result<Tensor> {
+        self.model
+            .forward(input, &mut self.state, logits)
+            .map_err(model_error)
     }
 }
 

@@ -13,32 +13,26 @@ use results::{Arch, ModelInfo, ModelSpec, Weights};
 
 use crate::checkpoint::{checkpoint_error, dims_of, read_tensors};
 use crate::implementation::{
-    checkpoint_weights, random_weights, BuildOptions, Implementation, Shape,
+    checkpoint_weights, random_weights, About, BuildOptions, Implementation, Shape,
 };
 use crate::model::CausalLm;
 use crate::presets::Preset;
-use crate::synthetic::{materialise, param_count, rwkv7_specs};
+use crate::synthetic::{materialise, rwkv7_specs};
 use crate::Result;
 
 /// candle-transformers' `rwkv_v7`, `rwkv7-upstream` in specs.
 pub struct UpstreamRwkv7Impl;
 
+const ABOUT: About = About {
+    name: "rwkv7-upstream",
+    arch: Arch::Rwkv,
+    description: "candle-transformers 0.11 rwkv_v7: prompt processed token by token (forward_seq \
+     loops over tokens through every block), state update as a full HxNxN matmul",
+};
+
 impl Implementation for UpstreamRwkv7Impl {
-    fn name(&self) -> &'static str {
-        "rwkv7-upstream"
-    }
-
-    fn arch(&self) -> Arch {
-        Arch::Rwkv
-    }
-
-    fn description(&self) -> &'static str {
-        "candle-transformers 0.11 rwkv_v7: prompt processed token by token (forward_seq \
-         loops over tokens through every block), state update as a full HxNxN matmul"
-    }
-
-    fn preset_params(&self, preset: &Preset) -> u64 {
-        param_count(&rwkv7_specs(preset))
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 
     fn build_from_preset(
