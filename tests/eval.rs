@@ -77,7 +77,7 @@ fn synthetic_tasks_write_accuracy_records_and_a_failed_gate_exits_1() {
     assert!(log.contains("random weights"), "{log}");
 
     let r = results(out.path());
-    assert_eq!(r["schema_version"], 2);
+    assert_eq!(r["schema_version"], 3);
     // One copy gate per model, both failed, kept in the results.
     let gates = r["gates"].as_array().unwrap();
     assert_eq!(gates.len(), 2, "{gates:?}");

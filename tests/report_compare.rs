@@ -231,7 +231,13 @@ fn unusable_results_exit_2_with_a_message_naming_the_file() {
         .assert()
         .code(2);
     assert!(stderr(&a).contains("different suites"), "{}", stderr(&a));
+}
 
+#[test]
+fn compare_counts_a_cell_missing_or_failed_in_the_current_run_as_a_regression() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = ci_run(dir.path());
+    let text = std::fs::read_to_string(&good).unwrap();
     let mut v: Value = serde_json::from_str(&text).unwrap();
     v["records"]
         .as_array_mut()
@@ -244,6 +250,30 @@ fn unusable_results_exit_2_with_a_message_naming_the_file() {
         .arg(&good)
         .arg(&fewer)
         .assert()
-        .code(2);
-    assert!(stderr(&a).contains("lacks cells"), "{}", stderr(&a));
+        .code(1);
+    let out = stdout(&a);
+    assert!(
+        out.contains("**missing**") && out.contains("not in the current run"),
+        "{out}"
+    );
+
+    v["failures"] = serde_json::json!([{
+        "model": "llama-upstream:preset=tiny",
+        "seq_len": 256,
+        "error": "cell process signal: 9 (SIGKILL)",
+        "kind": "crashed"
+    }]);
+    let failed = dir.path().join("failed.json");
+    std::fs::write(&failed, serde_json::to_vec(&v).unwrap()).unwrap();
+    let a = bench()
+        .arg("compare")
+        .arg(&good)
+        .arg(&failed)
+        .assert()
+        .code(1);
+    let out = stdout(&a);
+    assert!(
+        out.contains("**failed**") && out.contains("crashed"),
+        "{out}"
+    );
 }

@@ -11,7 +11,7 @@ use clap::Parser;
 fn run() -> anyhow::Result<ExitCode> {
     let cli = cli::Cli::parse();
     match cli.command {
-        cli::Command::Run(args) => commands::run::run(args),
+        cli::Command::Run(args) => return commands::run::run(args),
         cli::Command::Report(args) => commands::report::run(args),
         cli::Command::Compare(args) => return commands::compare::run(args),
         cli::Command::History(args) => commands::history::run(args),
@@ -23,17 +23,19 @@ fn run() -> anyhow::Result<ExitCode> {
     .map(|()| ExitCode::SUCCESS)
 }
 
-/// Unusable input (a results file that is truncated, of another schema, or runs that
-/// cannot be compared) exits 2, so CI can tell it from a regression (1).
+/// Unusable input — a suite, spec, task or results file that is malformed or names
+/// something missing, a checkpoint that cannot be used, a file that cannot be read —
+/// exits 2, so CI can tell it from a regression or a failed cell (1).
 fn exit_code(e: &anyhow::Error) -> u8 {
     let unusable = e.chain().any(|c| {
         c.is::<results::compare::Unusable>()
-            || matches!(
-                c.downcast_ref::<results::Error>(),
-                Some(results::Error::Results { .. })
-            )
+            || c.is::<results::Error>()
             || c.downcast_ref::<models::Error>()
-                .is_some_and(models::Error::is_unusable_results)
+                .is_some_and(models::Error::is_unusable_input)
+            || matches!(
+                c.downcast_ref::<report::ReportError>(),
+                Some(report::ReportError::Data(_))
+            )
     });
     if unusable {
         2

@@ -97,6 +97,10 @@ impl Observer for Bars {
         self.line(format!("loading {model}"));
     }
 
+    fn calibrating(&mut self) {
+        self.line("calibrating the roofline (matmul GFLOP/s, memory bandwidth)".into());
+    }
+
     fn cell_started(&mut self, cell: &Cell, index: usize, total: usize) {
         let overall = self.overall(index, total).clone();
         let bar = self.multi.insert_before(&overall, ProgressBar::new(1));

@@ -59,9 +59,16 @@ impl Error {
         })
     }
 
-    /// Whether the error is unusable input data (a truncated or foreign results file).
-    pub fn is_unusable_results(&self) -> bool {
-        matches!(self, Self::Data(results::Error::Results { .. }))
+    /// Whether the error is unusable input (a data file, spec, checkpoint, tokenizer or
+    /// task file to fix), rather than a failure while running.
+    pub fn is_unusable_input(&self) -> bool {
+        matches!(
+            self,
+            Self::Data(_)
+                | Self::Checkpoint { .. }
+                | Self::Tokenizer { .. }
+                | Self::TaskFile { .. }
+        )
     }
 }
 

@@ -60,6 +60,8 @@ pub struct Shape {
     pub layers: usize,
     pub width: usize,
     pub vocab: usize,
+    /// Whether the output head is the embedding table.
+    pub tied_embeddings: bool,
 }
 
 /// What an implementation is, stated once.
@@ -140,6 +142,7 @@ pub trait Implementation: Sync {
             weights,
             max_seq_len,
             tokenizer: None,
+            tied_embeddings: shape.tied_embeddings,
         }
     }
 }

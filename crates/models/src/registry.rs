@@ -102,6 +102,15 @@ pub fn max_seq_len(spec: &ModelSpec) -> Result<Option<usize>> {
     })
 }
 
+/// The hidden width of a spec, where it is known without loading weights (presets).
+pub fn preset_width(spec: &ModelSpec) -> Result<Option<usize>> {
+    resolve(spec)?;
+    Ok(match &spec.source {
+        Source::Preset(p) => Some(resolve_preset(spec, p)?.width),
+        Source::Path(_) => None,
+    })
+}
+
 /// Checks what a suite's models need from the registry: every implementation, preset
 /// and checkpoint exists, and every length fits the models' context. The message names
 /// the suite file.

@@ -2,7 +2,8 @@
 //! a verdict. Computed from a results document only, so every figure is a measurement
 //! of that run.
 
-use results::analysis::pairs;
+use results::analysis::{pairs, Speedup};
+use results::stats::{difference_interval, needed_to_decide, Interval, CONFIDENCE};
 use results::{Metric, ModelSpec, Results};
 use serde::Serialize;
 
@@ -13,6 +14,8 @@ use crate::format;
 pub enum Verdict {
     Supported,
     NotSupported,
+    /// The interval straddles the threshold: this run cannot tell.
+    Inconclusive,
     NotMeasured,
 }
 
@@ -21,6 +24,7 @@ impl Verdict {
         match self {
             Verdict::Supported => "supported",
             Verdict::NotSupported => "not supported",
+            Verdict::Inconclusive => "inconclusive",
             Verdict::NotMeasured => "not measured in this run",
         }
     }
@@ -31,13 +35,92 @@ pub struct Claim {
     pub claim: &'static str,
     pub measured: String,
     pub verdict: Verdict,
+    /// For an inconclusive verdict: how much more measurement would decide it.
+    pub to_decide: Option<String>,
 }
 
-/// Decode cost "flat": the longest depth costs at most this much more than the shortest.
-const FLAT: f64 = 1.10;
+impl Claim {
+    /// The verdict with what would decide it, for tables.
+    pub fn verdict_text(&self) -> String {
+        match &self.to_decide {
+            Some(more) => format!("{}: {more}", self.verdict.label()),
+            None => self.verdict.label().into(),
+        }
+    }
+}
+
+/// A cost is constant in length when its log-log slope lies within ±`FLAT_SLOPE`:
+/// 10^0.05 = 1.12× per tenfold length. A KV cache's decode cost at the default shapes
+/// grows with a slope of 0.15–0.3, and process placement moves a flat cost by less.
+const FLAT_SLOPE: f64 = 0.05;
+/// A prefill is at most linear in length below this slope (26 % per tenfold length
+/// beyond linear): fixed per-call costs pull short prompts' slope below 1, and
+/// attention's quadratic term pushes a transformer's above.
+const LINEAR_SLOPE: f64 = 1.10;
 /// The length from which speed-ups are claimed to be pronounced.
 const LONG: usize = 4096;
+/// A speed-up is pronounced from 1.5×: a saving that changes a capacity plan, and more
+/// than tuning one implementation (threads, chunk sizes) typically buys.
+const PRONOUNCED: f64 = 1.5;
+/// RWKV "underperforms" on a task when the transformer's accuracy is higher by an
+/// interval that excludes 0; it does not when the interval of the gap lies below this
+/// many points (a gap a task file of a few hundred items cannot resolve anyway).
+const RECALL_MARGIN: f64 = 0.05;
 const EDGE_BUDGET: f64 = 8.0 * (1u64 << 30) as f64;
+
+/// Where an interval lies against a threshold: `Some(true)` wholly above,
+/// `Some(false)` wholly below, `None` straddling it.
+fn above(ci: Interval, threshold: f64) -> Option<bool> {
+    if ci.lo > threshold {
+        Some(true)
+    } else if ci.hi < threshold {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Combines conditions that must all hold: false if any is false, undecided if any is.
+fn all(conditions: &[Option<bool>]) -> Option<bool> {
+    if conditions.contains(&Some(false)) {
+        Some(false)
+    } else if conditions.contains(&None) {
+        None
+    } else {
+        Some(true)
+    }
+}
+
+/// An undecided condition: the estimate, its interval, the threshold it straddles, and
+/// how many processes (or trials) stand behind it.
+struct Open {
+    estimate: f64,
+    ci: Interval,
+    threshold: f64,
+    n: usize,
+}
+
+/// The verdict of conditions that must all hold, with what would decide the open ones.
+fn decide(holds: Option<bool>, open: &[Open], unit: &str) -> (Verdict, Option<String>) {
+    match holds {
+        Some(true) => (Verdict::Supported, None),
+        Some(false) => (Verdict::NotSupported, None),
+        None => {
+            let needed: Option<Vec<usize>> = open
+                .iter()
+                .map(|o| needed_to_decide(o.estimate, o.ci, o.threshold, o.n))
+                .collect();
+            let now = open.iter().map(|o| o.n).max().unwrap_or(1);
+            let more = match needed.and_then(|v| v.into_iter().max()) {
+                Some(n) if n > now => format!(
+                    "about {n} {unit} (this run: {now}) would decide it, if the spread stays as it is"
+                ),
+                _ => "an estimate sits on the threshold: more samples will not decide it".into(),
+            };
+            (Verdict::Inconclusive, Some(more))
+        }
+    }
+}
 
 /// The first (candidate, baseline) pair of the run, by architecture: the pair the
 /// claims are judged on.
@@ -63,6 +146,36 @@ fn not_measured(claim: &'static str, why: &str) -> Claim {
         claim,
         measured: why.to_string(),
         verdict: Verdict::NotMeasured,
+        to_decide: None,
+    }
+}
+
+/// A model's fitted slope of a metric, with its interval (degenerate for files written
+/// before intervals).
+fn slope(results: &Results, model: &ModelSpec, metric: Metric) -> Option<(f64, Interval, usize)> {
+    let s = results
+        .analysis
+        .slopes
+        .iter()
+        .find(|s| s.model == *model && s.metric == metric && s.seq_lens.len() >= 2)?;
+    let ci = s.ci.unwrap_or(Interval {
+        lo: s.slope,
+        hi: s.slope,
+        level: CONFIDENCE,
+    });
+    Some((s.slope, ci, s.processes))
+}
+
+fn slope_text(name: &str, (k, ci, _): (f64, Interval, usize)) -> String {
+    format!("{name} {k:.3} [{:.3}, {:.3}]", ci.lo, ci.hi)
+}
+
+/// The threshold of `[-flat, flat]` an interval crosses.
+fn nearer_edge(ci: Interval, flat: f64) -> f64 {
+    if ci.hi >= flat {
+        flat
+    } else {
+        -flat
     }
 }
 
@@ -72,19 +185,50 @@ fn decode_constant(results: &Results) -> Claim {
     let Some((r, t)) = pair(results) else {
         return not_measured(CLAIM, "needs one RWKV and one transformer model");
     };
-    let (Some(rw), Some(tr)) = (
-        ends(results, r, Metric::DecodeLatency),
-        ends(results, t, Metric::DecodeLatency),
+    let metric = Metric::DecodeLatency;
+    let (Some(rs), Some(ts), Some(((d0, r0), (d1, r1))), Some(((_, t0), (_, t1)))) = (
+        slope(results, r, metric),
+        slope(results, t, metric),
+        ends(results, r, metric),
+        ends(results, t, metric),
     ) else {
         return not_measured(CLAIM, "needs decode latency at two or more depths");
     };
-    let (((d0, r0), (d1, r1)), ((_, t0), (_, t1))) = (rw, tr);
-    let (rg, tg) = (r1 / r0, t1 / t0);
+    let (rk, rci, rn) = rs;
+    let (tk, tci, tn) = ts;
+    // Flat: the interval lies inside (-FLAT, FLAT); not flat: wholly outside it.
+    let rwkv_flat = match (above(rci, FLAT_SLOPE), above(rci, -FLAT_SLOPE)) {
+        (Some(false), Some(true)) => Some(true),
+        (Some(true), _) | (_, Some(false)) => Some(false),
+        _ => None,
+    };
+    let grows = above(tci, FLAT_SLOPE);
+    let mut open = Vec::new();
+    if rwkv_flat.is_none() {
+        open.push(Open {
+            estimate: rk,
+            ci: rci,
+            threshold: nearer_edge(rci, FLAT_SLOPE),
+            n: rn,
+        });
+    }
+    if grows.is_none() {
+        open.push(Open {
+            estimate: tk,
+            ci: tci,
+            threshold: FLAT_SLOPE,
+            n: tn,
+        });
+    }
+    let (verdict, to_decide) = decide(all(&[rwkv_flat, grows]), &open, "processes per cell");
     let ms = |v| format::value(results::Unit::MsPerToken, v);
     Claim {
         claim: CLAIM,
         measured: format!(
-            "depth {} → {}: RWKV {} → {} ({rg:.2}×), transformer {} → {} ({tg:.2}×)",
+            "slope of ms/token vs depth (flat within ±{FLAT_SLOPE}): {}, {}; depth {} → {}: \
+             RWKV {} → {}, transformer {} → {}",
+            slope_text("RWKV", rs),
+            slope_text("transformer", ts),
             format::length(d0),
             format::length(d1),
             ms(r0),
@@ -92,11 +236,45 @@ fn decode_constant(results: &Results) -> Claim {
             ms(t0),
             ms(t1)
         ),
-        verdict: if rg <= FLAT && tg > FLAT {
-            Verdict::Supported
-        } else {
-            Verdict::NotSupported
-        },
+        verdict,
+        to_decide,
+    }
+}
+
+fn prefill_linear(results: &Results) -> Claim {
+    const CLAIM: &str =
+        "RWKV prefill cost grows linearly with length; a transformer's faster (attention is quadratic)";
+    let Some((r, t)) = pair(results) else {
+        return not_measured(CLAIM, "needs one RWKV and one transformer model");
+    };
+    let metric = Metric::PrefillTime;
+    let (Some(rs), Some(ts)) = (slope(results, r, metric), slope(results, t, metric)) else {
+        return not_measured(CLAIM, "needs prefill time at two or more lengths");
+    };
+    let (linear, faster) = (
+        above(rs.1, LINEAR_SLOPE).map(|a| !a),
+        above(ts.1, LINEAR_SLOPE),
+    );
+    let open: Vec<Open> = [(linear, rs), (faster, ts)]
+        .into_iter()
+        .filter(|(c, _)| c.is_none())
+        .map(|(_, (estimate, ci, n))| Open {
+            estimate,
+            ci,
+            threshold: LINEAR_SLOPE,
+            n,
+        })
+        .collect();
+    let (verdict, to_decide) = decide(all(&[linear, faster]), &open, "processes per cell");
+    Claim {
+        claim: CLAIM,
+        measured: format!(
+            "slope of prefill time vs length (linear up to {LINEAR_SLOPE}): {}, {}",
+            slope_text("RWKV", rs),
+            slope_text("transformer", ts)
+        ),
+        verdict,
+        to_decide,
     }
 }
 
@@ -138,6 +316,7 @@ fn memory_constant(results: &Results) -> Claim {
         } else {
             Verdict::NotSupported
         },
+        to_decide: None,
     }
 }
 
@@ -146,36 +325,66 @@ fn long_speedup(results: &Results) -> Claim {
     let Some((r, t)) = pair(results) else {
         return not_measured(CLAIM, "needs one RWKV and one transformer model");
     };
-    let at_long = |metric| {
-        results
+    let long = |metric| -> Vec<&Speedup> {
+        let mut v: Vec<&Speedup> = results
             .analysis
             .speedups
             .iter()
             .filter(|s| {
                 s.metric == metric && s.candidate == *r && s.baseline == *t && s.seq_len >= LONG
             })
-            .max_by_key(|s| s.seq_len)
+            .collect();
+        v.sort_by_key(|s| s.seq_len);
+        v
     };
-    let (prefill, decode) = (at_long(Metric::PrefillTime), at_long(Metric::DecodeLatency));
-    if prefill.is_none() && decode.is_none() {
+    let (prefill, decode) = (long(Metric::PrefillTime), long(Metric::DecodeLatency));
+    if prefill.is_empty() && decode.is_empty() {
         return not_measured(CLAIM, "no length of 4k tokens or more was measured");
     }
-    let describe = |name: &str, s: Option<&results::analysis::Speedup>| {
-        s.map(|s| format!("{name} {:.2}× at {}", s.ratio, format::length(s.seq_len)))
+    let ci = |s: &Speedup| {
+        s.ci.unwrap_or(Interval {
+            lo: s.ratio,
+            hi: s.ratio,
+            level: CONFIDENCE,
+        })
     };
-    let parts: Vec<String> = [describe("prefill", prefill), describe("decode", decode)]
-        .into_iter()
-        .flatten()
-        .collect();
-    let faster = [prefill, decode].iter().flatten().all(|s| s.ratio > 1.0);
+    // RWKV faster at every length from 4k, and by a pronounced margin at the longest.
+    let mut conditions = Vec::new();
+    let mut open = Vec::new();
+    let mut parts = Vec::new();
+    for (name, series) in [("prefill", &prefill), ("decode", &decode)] {
+        for (i, s) in series.iter().enumerate() {
+            let longest = i + 1 == series.len();
+            let threshold = if longest { PRONOUNCED } else { 1.0 };
+            let c = above(ci(s), threshold);
+            conditions.push(c);
+            if c.is_none() {
+                open.push(Open {
+                    estimate: s.ratio,
+                    ci: ci(s),
+                    threshold,
+                    n: s.processes,
+                });
+            }
+            parts.push(format!(
+                "{name} {:.2}× [{:.2}, {:.2}] at {}",
+                s.ratio,
+                ci(s).lo,
+                ci(s).hi,
+                format::length(s.seq_len)
+            ));
+        }
+    }
+    let (verdict, to_decide) = decide(all(&conditions), &open, "processes per cell");
     Claim {
         claim: CLAIM,
-        measured: format!("transformer time / RWKV time: {}", parts.join(", ")),
-        verdict: if faster {
-            Verdict::Supported
-        } else {
-            Verdict::NotSupported
-        },
+        measured: format!(
+            "transformer time / RWKV time (faster above 1 from 4k, pronounced above \
+             {PRONOUNCED} at the longest): {}",
+            parts.join(", ")
+        ),
+        verdict,
+        to_decide,
     }
 }
 
@@ -207,6 +416,7 @@ fn fits_edge(results: &Results) -> Claim {
         } else {
             Verdict::NotSupported
         },
+        to_decide: None,
     }
 }
 
@@ -257,7 +467,8 @@ fn recall(results: &Results) -> Claim {
     tasks.sort_unstable();
     tasks.dedup();
     let mut parts = Vec::new();
-    let mut worse = false;
+    let mut worse = Vec::new();
+    let mut open = Vec::new();
     for task in tasks {
         let (Some((rk, rn)), Some((tk, tn))) = (
             pooled(results, &r.spec, task),
@@ -265,16 +476,35 @@ fn recall(results: &Results) -> Claim {
         ) else {
             continue;
         };
-        let (ri, ti) = (
-            results::stats::wilson_interval(rk, rn, results::stats::CONFIDENCE),
-            results::stats::wilson_interval(tk, tn, results::stats::CONFIDENCE),
-        );
-        // Worse only when the intervals do not overlap.
-        worse |= ri.hi < ti.lo;
+        let (pr, pt) = (rk as f64 / rn as f64, tk as f64 / tn as f64);
+        let gap = difference_interval((tk, tn), (rk, rn), CONFIDENCE);
+        // Worse: the transformer's lead excludes 0; not worse: it stays under the margin.
+        let task_worse = match (above(gap, 0.0), above(gap, RECALL_MARGIN)) {
+            (Some(true), _) => Some(true),
+            (_, Some(false)) => Some(false),
+            _ => None,
+        };
+        if task_worse.is_none() {
+            let estimate = pt - pr;
+            open.push(Open {
+                estimate,
+                ci: gap,
+                threshold: if estimate > RECALL_MARGIN / 2.0 {
+                    0.0
+                } else {
+                    RECALL_MARGIN
+                },
+                n: rn.min(tn),
+            });
+        }
+        worse.push(task_worse);
         parts.push(format!(
-            "{task}: RWKV {:.0} % vs transformer {:.0} %",
-            100.0 * rk as f64 / rn as f64,
-            100.0 * tk as f64 / tn as f64
+            "{task}: RWKV {:.0} % vs transformer {:.0} % (gap {:+.0} points [{:+.0}, {:+.0}], n = {rn}/{tn})",
+            100.0 * pr,
+            100.0 * pt,
+            100.0 * (pt - pr),
+            100.0 * gap.lo,
+            100.0 * gap.hi
         ));
     }
     if parts.is_empty() {
@@ -290,14 +520,24 @@ fn recall(results: &Results) -> Claim {
             ),
         );
     }
+    // Supported by one task where RWKV is worse; refuted only when no task leaves doubt.
+    let holds = if worse.contains(&Some(true)) {
+        Some(true)
+    } else if worse.iter().all(|w| *w == Some(false)) {
+        Some(false)
+    } else {
+        None
+    };
+    let (verdict, to_decide) = decide(holds, &open, "trials per task");
     Claim {
         claim: CLAIM,
-        measured: format!("pooled over lengths and depths: {}", parts.join("; ")),
-        verdict: if worse {
-            Verdict::Supported
-        } else {
-            Verdict::NotSupported
-        },
+        measured: format!(
+            "pooled over lengths and depths (not worse: gap under {:.0} points): {}",
+            100.0 * RECALL_MARGIN,
+            parts.join("; ")
+        ),
+        verdict,
+        to_decide,
     }
 }
 
@@ -305,6 +545,7 @@ fn recall(results: &Results) -> Claim {
 pub fn claims(results: &Results) -> Vec<Claim> {
     vec![
         decode_constant(results),
+        prefill_linear(results),
         memory_constant(results),
         long_speedup(results),
         not_measured(

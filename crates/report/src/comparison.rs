@@ -13,6 +13,7 @@ fn verdict(v: Verdict) -> &'static str {
         Verdict::Improved => "improved",
         Verdict::Unchanged => "unchanged",
         Verdict::Failed => "**failed**",
+        Verdict::Missing => "**missing**",
     }
 }
 

@@ -1,7 +1,8 @@
 //! The report's tables, built once from a results document and rendered by every
 //! markup format (Markdown, HTML), so a new column is written in one place.
 
-use results::analysis::CrossoverAt;
+use results::analysis::{pairs, CrossoverAt};
+use results::roofline::FAIR_EFFICIENCY_RATIO;
 use results::{Metric, Results};
 use serde::Serialize;
 
@@ -124,8 +125,10 @@ pub fn scaling(results: &Results) -> Option<Table> {
     let slopes = &results.analysis.slopes;
     (!slopes.is_empty()).then(|| Table {
         title: "Scaling".into(),
-        note: "Fitted exponent k of cost ~ length^k (1 = linear, 0 = flat)".into(),
-        header: ["model", "metric", "k", "lengths"]
+        note: "Fitted exponent k of cost ~ length^k (1 = linear, 0 = flat), with its 95 % \
+               bootstrap interval over every sample of every process"
+            .into(),
+        header: ["model", "metric", "k [95 % CI]", "lengths"]
             .map(String::from)
             .to_vec(),
         rows: slopes
@@ -135,7 +138,10 @@ pub fn scaling(results: &Results) -> Option<Table> {
                 vec![
                     s.model.to_string(),
                     s.metric.label().into(),
-                    format!("{:.2}", s.slope),
+                    match s.ci {
+                        Some(ci) => format!("{:.3} [{:.3}, {:.3}]", s.slope, ci.lo, ci.hi),
+                        None => format!("{:.3}", s.slope),
+                    },
                     lens.join(", "),
                 ]
             })
@@ -163,10 +169,19 @@ pub fn crossovers(results: &Results) -> Option<Table> {
     let c = &results.analysis.crossovers;
     (!c.is_empty()).then(|| Table {
         title: "Crossovers".into(),
-        note: "The length from which RWKV is cheaper than the transformer".into(),
-        header: ["metric", "rwkv", "transformer", "crossover"]
-            .map(String::from)
-            .to_vec(),
+        note: "The length from which RWKV (candidate) is cheaper than the transformer \
+               (baseline): where the medians cross, and from where every ratio's 95 % \
+               interval stays above 1"
+            .into(),
+        header: [
+            "metric",
+            "candidate",
+            "baseline",
+            "crossover",
+            "confirmed from",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows: c
             .iter()
             .map(|c| {
@@ -175,10 +190,130 @@ pub fn crossovers(results: &Results) -> Option<Table> {
                     c.candidate.to_string(),
                     c.baseline.to_string(),
                     crossover_text(c.at),
+                    c.confirmed_from
+                        .map_or("not confirmed".into(), format::length),
                 ]
             })
             .collect(),
     })
+}
+
+/// How close each implementation comes to the machine's roofline, per length: a
+/// comparison between implementations far apart in efficiency measures them, not
+/// their architectures.
+pub fn fairness(results: &Results) -> Option<Table> {
+    let roof = results.machine.roofline.as_ref()?;
+    let measured = |m: Metric| {
+        results
+            .records
+            .iter()
+            .any(|r| r.metric == m && r.efficiency.is_some())
+    };
+    let lens: Vec<usize> = lengths(results);
+    let mut rows = Vec::new();
+    for (metric, what) in [
+        (
+            Metric::PrefillTime,
+            format!("prefill, % of {:.0} GFLOP/s", roof.matmul_gflops),
+        ),
+        (
+            Metric::DecodeLatency,
+            format!("decode, % of {:.1} GB/s", roof.read_gb_s),
+        ),
+    ] {
+        if !measured(metric) {
+            continue;
+        }
+        for m in &results.models {
+            let mut row = vec![m.spec.to_string(), m.implementation.clone(), what.clone()];
+            row.extend(lens.iter().map(|&l| {
+                results
+                    .series(&m.spec, metric)
+                    .iter()
+                    .find(|r| r.seq_len == l)
+                    .and_then(|r| r.efficiency)
+                    .map_or("–".into(), |e| {
+                        let unit = if metric == Metric::PrefillTime {
+                            "GFLOP/s"
+                        } else {
+                            "GB/s"
+                        };
+                        format!("{:.0} % ({:.1} {unit})", 100.0 * e.fraction, e.achieved)
+                    })
+            }));
+            rows.push(row);
+        }
+    }
+    if rows.is_empty() {
+        return None;
+    }
+    let mut header: Vec<String> = ["model", "implementation", "measure"]
+        .map(String::from)
+        .to_vec();
+    header.extend(lens.iter().map(|&l| format::length(l)));
+    let mut note = format!(
+        "Achieved useful FLOP/s (prefill) or bytes read per token (decode: weights + state or KV \
+         cache) against this machine's roofline, calibrated at the start of the run in {:.1} s \
+         with {} threads: matmul {:.0} GFLOP/s, read bandwidth {:.1} GB/s. A model that fits in \
+         cache can pass 100 % of the DRAM bandwidth",
+        roof.seconds, roof.threads, roof.matmul_gflops, roof.read_gb_s
+    );
+    for w in fairness_warnings(results) {
+        note.push_str(". WARNING: ");
+        note.push_str(&w);
+    }
+    Some(Table {
+        title: "Fairness".into(),
+        note,
+        header,
+        rows,
+    })
+}
+
+/// Pairs whose efficiencies differ by more than [`FAIR_EFFICIENCY_RATIO`] at some
+/// length, per metric.
+pub fn fairness_warnings(results: &Results) -> Vec<String> {
+    let mut out = Vec::new();
+    let fraction = |spec, metric, len| {
+        results
+            .series(spec, metric)
+            .iter()
+            .find(|r| r.seq_len == len)
+            .and_then(|r| r.efficiency)
+            .map(|e| e.fraction)
+    };
+    for (c, b) in pairs(&results.models) {
+        for (metric, name) in [
+            (Metric::PrefillTime, "prefill"),
+            (Metric::DecodeLatency, "decode"),
+        ] {
+            let apart: Vec<String> = lengths(results)
+                .into_iter()
+                .filter_map(|l| {
+                    let (x, y) = (fraction(&c.spec, metric, l)?, fraction(&b.spec, metric, l)?);
+                    let ratio = x.max(y) / x.min(y);
+                    (ratio > FAIR_EFFICIENCY_RATIO).then(|| {
+                        format!(
+                            "{} ({:.0} % vs {:.0} %)",
+                            format::length(l),
+                            100.0 * x,
+                            100.0 * y
+                        )
+                    })
+                })
+                .collect();
+            if !apart.is_empty() {
+                out.push(format!(
+                    "{name} efficiency of {} and {} differs by more than {FAIR_EFFICIENCY_RATIO}× at \
+                     {}: there the comparison measures the implementations, not the architectures",
+                    c.spec,
+                    b.spec,
+                    apart.join(", ")
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// The claims table.
@@ -192,7 +327,7 @@ pub fn claims(claims: &[Claim]) -> Table {
             .to_vec(),
         rows: claims
             .iter()
-            .map(|c| vec![c.claim.into(), c.measured.clone(), c.verdict.label().into()])
+            .map(|c| vec![c.claim.into(), c.measured.clone(), c.verdict_text()])
             .collect(),
     }
 }
@@ -201,8 +336,12 @@ pub fn claims(claims: &[Claim]) -> Table {
 pub fn failures(results: &Results) -> Option<Table> {
     (!results.failures.is_empty()).then(|| Table {
         title: "Failed cells".into(),
-        note: "Recorded, not measured; the suite went on".into(),
-        header: ["model", "length", "error"].map(String::from).to_vec(),
+        note: "Recorded, not measured; the suite went on. Only \"over budget\" is an expected \
+               outcome; any other fails the run (exit 1)"
+            .into(),
+        header: ["model", "length", "outcome", "error"]
+            .map(String::from)
+            .to_vec(),
         rows: results
             .failures
             .iter()
@@ -210,6 +349,7 @@ pub fn failures(results: &Results) -> Option<Table> {
                 vec![
                     f.model.to_string(),
                     format::length(f.seq_len),
+                    f.kind.label().into(),
                     f.error.clone(),
                 ]
             })

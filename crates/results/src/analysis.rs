@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::model_info::ModelInfo;
 use crate::record::{Metric, Record};
 use crate::spec::ModelSpec;
-use crate::stats::log_log_slope;
+use crate::stats::{ratio_interval, slope_interval, Interval, CONFIDENCE};
 
 /// Metrics whose growth with length and architecture ratios are analysed.
 pub const SCALING_METRICS: [Metric; 4] = [
@@ -24,8 +24,19 @@ pub struct Slope {
     pub model: ModelSpec,
     pub metric: Metric,
     pub slope: f64,
+    /// Bootstrap interval of the slope: every length's samples redrawn (processes
+    /// first) and the fit repeated. Absent in files written before intervals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<Interval>,
+    /// Fewest processes behind any length of the fit.
+    #[serde(default = "one")]
+    pub processes: usize,
     /// Lengths the fit used.
     pub seq_lens: Vec<usize>,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// `baseline / candidate` of a metric's medians at one length: above 1, the candidate
@@ -39,6 +50,12 @@ pub struct Speedup {
     pub baseline: ModelSpec,
     pub seq_len: usize,
     pub ratio: f64,
+    /// Bootstrap interval of the ratio of medians.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<Interval>,
+    /// Fewest processes behind either side.
+    #[serde(default = "one")]
+    pub processes: usize,
 }
 
 /// Where a pair's ratio crosses 1.
@@ -65,7 +82,13 @@ pub struct Crossover {
     pub candidate: ModelSpec,
     #[serde(alias = "transformer")]
     pub baseline: ModelSpec,
+    /// Where the medians cross.
     pub at: CrossoverAt,
+    /// The shortest length from which every measured ratio's interval lies above 1, up
+    /// to the longest: where the curve is known to stay crossed. `None` when the
+    /// longest length's interval does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_from: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -75,14 +98,20 @@ pub struct Analysis {
     pub crossovers: Vec<Crossover>,
 }
 
-fn medians(records: &[Record], model: &ModelSpec, metric: Metric) -> Vec<(usize, f64)> {
-    let mut v: Vec<(usize, f64)> = records
+/// A model's records of a metric, by length.
+fn series<'a>(records: &'a [Record], model: &ModelSpec, metric: Metric) -> Vec<&'a Record> {
+    let mut v: Vec<&Record> = records
         .iter()
-        .filter(|r| r.model == *model && r.metric == metric)
-        .map(|r| (r.seq_len, r.summary.median))
+        .filter(|r| r.model == *model && r.metric == metric && !r.samples.is_empty())
         .collect();
-    v.sort_by_key(|p| p.0);
+    v.sort_by_key(|r| r.seq_len);
     v
+}
+
+/// The shortest length from which every `(length, interval)` lies above 1.
+pub fn confirmed_from(intervals: &[(usize, Interval)]) -> Option<usize> {
+    let above = intervals.iter().rev().take_while(|(_, ci)| ci.lo > 1.0);
+    above.last().map(|(l, _)| *l)
 }
 
 /// Finds where `ratio` first reaches 1, given `(length, ratio)` sorted by length.
@@ -128,36 +157,49 @@ pub fn pairs(models: &[ModelInfo]) -> Vec<(&ModelInfo, &ModelInfo)> {
 /// Analyses the records of a run.
 pub fn analyse(models: &[ModelInfo], records: &[Record]) -> Analysis {
     let mut out = Analysis::default();
-    for metric in SCALING_METRICS {
+    for (mi, metric) in SCALING_METRICS.into_iter().enumerate() {
         for m in models {
-            let pts = medians(records, &m.spec, metric);
-            let xy: Vec<(f64, f64)> = pts.iter().map(|&(l, y)| (l as f64, y)).collect();
-            if let Some(slope) = log_log_slope(&xy) {
+            let rs = series(records, &m.spec, metric);
+            let points: Vec<(f64, Vec<&[f64]>)> = rs
+                .iter()
+                .map(|r| (r.seq_len as f64, r.clusters()))
+                .collect();
+            let seed = 0x51_0be ^ mi as u64;
+            if let Some((slope, ci)) = slope_interval(&points, CONFIDENCE, seed) {
                 out.slopes.push(Slope {
                     model: m.spec.clone(),
                     metric,
                     slope,
-                    seq_lens: pts.iter().map(|p| p.0).collect(),
+                    ci: Some(ci),
+                    processes: rs.iter().map(|r| r.process_count()).min().unwrap_or(1),
+                    seq_lens: rs.iter().map(|r| r.seq_len).collect(),
                 });
             }
         }
         for (c, b) in pairs(models) {
-            let cand = medians(records, &c.spec, metric);
-            let base = medians(records, &b.spec, metric);
-            let ratios: Vec<(usize, f64)> = cand
-                .iter()
-                .filter_map(|&(l, cv)| {
-                    let bv = base.iter().find(|p| p.0 == l)?.1;
-                    (cv > 0.0).then_some((l, bv / cv))
-                })
-                .collect();
-            for &(seq_len, ratio) in &ratios {
+            let base = series(records, &b.spec, metric);
+            let mut ratios = Vec::new();
+            let mut intervals = Vec::new();
+            for cand in series(records, &c.spec, metric) {
+                let Some(base) = base.iter().find(|r| r.seq_len == cand.seq_len) else {
+                    continue;
+                };
+                if cand.summary.median <= 0.0 {
+                    continue;
+                }
+                let seed = cand.seq_len as u64 ^ ((mi as u64) << 32);
+                let (ratio, ci) =
+                    ratio_interval(&base.clusters(), &cand.clusters(), CONFIDENCE, seed);
+                ratios.push((cand.seq_len, ratio));
+                intervals.push((cand.seq_len, ci));
                 out.speedups.push(Speedup {
                     metric,
                     candidate: c.spec.clone(),
                     baseline: b.spec.clone(),
-                    seq_len,
+                    seq_len: cand.seq_len,
                     ratio,
+                    ci: Some(ci),
+                    processes: cand.process_count().min(base.process_count()),
                 });
             }
             if let Some(at) = crossover(&ratios) {
@@ -166,6 +208,7 @@ pub fn analyse(models: &[ModelInfo], records: &[Record]) -> Analysis {
                     candidate: c.spec.clone(),
                     baseline: b.spec.clone(),
                     at,
+                    confirmed_from: confirmed_from(&intervals),
                 });
             }
         }
@@ -200,5 +243,25 @@ mod tests {
             Some(CrossoverAt::Never { up_to: 512 })
         );
         assert_eq!(crossover(&[]), None);
+    }
+
+    #[test]
+    fn a_crossover_is_confirmed_only_where_every_later_interval_is_above_one() {
+        let ci = |lo: f64, hi: f64| Interval {
+            lo,
+            hi,
+            level: 0.95,
+        };
+        let run = [
+            (512, ci(0.8, 0.95)),
+            (1024, ci(1.05, 1.2)),
+            (2048, ci(0.98, 1.3)),
+            (4096, ci(1.2, 1.4)),
+            (8192, ci(1.5, 1.9)),
+        ];
+        assert_eq!(confirmed_from(&run), Some(4096));
+        assert_eq!(confirmed_from(&run[..3]), None);
+        assert_eq!(confirmed_from(&run[1..2]), Some(1024));
+        assert_eq!(confirmed_from(&[]), None);
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::record::Metric;
 use crate::schema::Results;
 use crate::spec::ModelSpec;
-use crate::stats::{bootstrap, median_in_place, Interval, CONFIDENCE};
+use crate::stats::{ratio_interval, Interval, CONFIDENCE};
 
 /// Metrics a comparison gates on. Throughput is left out: it is prefill time again.
 pub const GATED: [Metric; 4] = [
@@ -40,6 +40,8 @@ pub enum Verdict {
     Unchanged,
     /// Measured in the baseline, failed in the current run.
     Failed,
+    /// Measured in the baseline, absent from the current run.
+    Missing,
 }
 
 /// The change of one cell: `current / baseline - 1` of the medians.
@@ -80,10 +82,12 @@ pub struct Comparison {
 impl Comparison {
     /// Whether anything regressed, failed or broke a gate.
     pub fn regressed(&self) -> bool {
-        self.cells
-            .iter()
-            .any(|c| matches!(c.verdict, Verdict::Regressed | Verdict::Failed))
-            || self.gates.iter().any(|g| !g.passed)
+        self.cells.iter().any(|c| {
+            matches!(
+                c.verdict,
+                Verdict::Regressed | Verdict::Failed | Verdict::Missing
+            )
+        }) || self.gates.iter().any(|g| !g.passed)
     }
 }
 
@@ -112,17 +116,15 @@ impl Default for CompareOptions {
 #[error("{0}")]
 pub struct Unusable(pub String);
 
-/// Percentile bootstrap interval of `median(current) / median(baseline) - 1`.
-pub fn change_interval(baseline: &[f64], current: &[f64], level: f64, seed: u64) -> Interval {
-    bootstrap(
-        &[baseline, current],
-        |g| {
-            let b = median_in_place(&mut g[0]);
-            median_in_place(&mut g[1]) / b - 1.0
-        },
+/// Percentile bootstrap interval of `median(current) / median(baseline) - 1`, each
+/// side's samples clustered by the process that took them.
+pub fn change_interval(baseline: &[&[f64]], current: &[&[f64]], level: f64, seed: u64) -> Interval {
+    let (_, ratio) = ratio_interval(current, baseline, level, seed);
+    Interval {
+        lo: ratio.lo - 1.0,
+        hi: ratio.hi - 1.0,
         level,
-        seed,
-    )
+    }
 }
 
 fn speedup(
@@ -177,7 +179,6 @@ pub fn compare(
     }
 
     let mut cells = Vec::new();
-    let mut missing = Vec::new();
     for (i, r) in baseline
         .records
         .iter()
@@ -189,23 +190,27 @@ pub fn compare(
                 .failures
                 .iter()
                 .find(|f| f.model == r.model && f.seq_len == r.seq_len);
-            match failure {
-                Some(f) => cells.push(CellChange {
-                    model: r.model.clone(),
-                    metric: r.metric,
-                    seq_len: r.seq_len,
-                    baseline: r.summary.median,
-                    current: None,
-                    change: None,
-                    ci: None,
-                    verdict: Verdict::Failed,
-                    error: Some(f.error.clone()),
-                }),
-                None => missing.push(format!("{} {} at {}", r.model, r.metric.label(), r.seq_len)),
-            }
+            cells.push(CellChange {
+                model: r.model.clone(),
+                metric: r.metric,
+                seq_len: r.seq_len,
+                baseline: r.summary.median,
+                current: None,
+                change: None,
+                ci: None,
+                verdict: if failure.is_some() {
+                    Verdict::Failed
+                } else {
+                    Verdict::Missing
+                },
+                error: Some(failure.map_or_else(
+                    || "not in the current run".into(),
+                    |f| format!("{}: {}", f.kind.label(), f.error),
+                )),
+            });
             continue;
         };
-        let ci = change_interval(&r.samples, &now.samples, CONFIDENCE, i as u64);
+        let ci = change_interval(&r.clusters(), &now.clusters(), CONFIDENCE, i as u64);
         let change = now.summary.median / r.summary.median - 1.0;
         // For throughput-like metrics a fall is the regression; every gated metric is
         // lower-is-better today, but keep the rule general.
@@ -237,13 +242,6 @@ pub fn compare(
             error: None,
         });
     }
-    if !missing.is_empty() {
-        return Err(Unusable(format!(
-            "the current run lacks cells the baseline has: {}",
-            missing.join("; ")
-        )));
-    }
-
     let mut results = Vec::new();
     for gate in &opts.gates {
         let pairs: Vec<_> = baseline
@@ -329,9 +327,9 @@ mod tests {
     fn interval_of_a_clear_slowdown_excludes_zero() {
         let base: Vec<f64> = (0..20).map(|i| 100.0 + (i % 5) as f64).collect();
         let slow: Vec<f64> = base.iter().map(|x| x * 1.3).collect();
-        let ci = change_interval(&base, &slow, 0.95, 1);
+        let ci = change_interval(&[&base], &[&slow], 0.95, 1);
         assert!(ci.lo > 0.25 && ci.hi < 0.35, "{ci:?}");
-        let same = change_interval(&base, &base, 0.95, 1);
+        let same = change_interval(&[&base], &[&base], 0.95, 1);
         assert!(same.lo <= 0.0 && same.hi >= 0.0, "{same:?}");
     }
 

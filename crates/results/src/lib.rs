@@ -13,6 +13,7 @@ pub mod machine;
 pub mod model_info;
 pub mod pipeline;
 pub mod record;
+pub mod roofline;
 pub mod schema;
 pub mod spec;
 pub mod stats;
@@ -22,6 +23,6 @@ pub mod tool;
 
 pub use error::{Error, Result};
 pub use model_info::{Arch, ModelInfo, Weights};
-pub use record::{CellKey, Failure, Metric, Record, TaskFields, Unit};
+pub use record::{CellKey, Failure, FailureKind, Metric, Record, TaskFields, Unit};
 pub use schema::Results;
 pub use spec::{ModelSpec, Source, TokenizerSpec};

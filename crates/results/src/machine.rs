@@ -1,5 +1,6 @@
 //! The machine a run was made on, captured with sysinfo.
 
+use crate::roofline::Roofline;
 use serde::{Deserialize, Serialize};
 use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
@@ -15,6 +16,9 @@ pub struct Machine {
     pub kernel: String,
     pub hostname: String,
     pub arch: String,
+    /// Calibrated at the start of a speed run; absent in evaluations and older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roofline: Option<Roofline>,
 }
 
 fn cpu_features() -> Vec<String> {
@@ -65,6 +69,7 @@ impl Machine {
             kernel: System::kernel_version().unwrap_or_else(|_| "unknown".into()),
             hostname: System::host_name().unwrap_or_else(|_| "unknown".into()),
             arch: std::env::consts::ARCH.into(),
+            roofline: None,
         }
     }
 }

@@ -127,6 +127,9 @@ pub struct ModelInfo {
     /// The tokenizer accuracy tasks were generated and scored with (evaluations only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<String>,
+    /// Whether the output head is the embedding table (it is then read every step).
+    #[serde(default)]
+    pub tied_embeddings: bool,
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::accuracy::Gate;
 use crate::analysis::analyse;
 use crate::machine::Machine;
 use crate::model_info::ModelInfo;
-use crate::record::{CellKey, Failure, Record};
+use crate::record::{CellKey, Failure, FailureKind, Record};
 use crate::schema::{Results, RunSettings, SuiteRecord, SCHEMA_VERSION};
 use crate::spec::ModelSpec;
 use crate::suite::Suite;
@@ -75,6 +75,8 @@ impl Phase {
 pub trait Observer {
     /// A model is being built (evaluations build each model once for all its cells).
     fn model_loading(&mut self, _model: &ModelSpec) {}
+    /// The machine's roofline is being calibrated (speed runs, before the cells).
+    fn calibrating(&mut self) {}
     fn cell_started(&mut self, _cell: &Cell, _index: usize, _total: usize) {}
     fn cell_progress(&mut self, _cell: &Cell, _phase: Phase, _done: usize, _total: usize) {}
     /// The records the cell produced (for one process of a speed cell, that
@@ -143,6 +145,11 @@ impl<'a> Run<'a> {
         &self.machine
     }
 
+    /// Stores the roofline calibrated for this run.
+    pub fn set_roofline(&mut self, roofline: crate::roofline::Roofline) {
+        self.machine.roofline = Some(roofline);
+    }
+
     pub fn records(&self) -> &[Record] {
         &self.records
     }
@@ -168,19 +175,23 @@ impl<'a> Run<'a> {
         self.index += 1;
     }
 
-    /// Reports a cell's outcome; a failure is recorded, and the run goes on.
+    /// Reports a cell's outcome; a failure is recorded as an error, and the run goes on.
     pub fn end(&mut self, obs: &mut dyn Observer, cell: &Cell, result: Result<&[Record], String>) {
         match result {
             Ok(records) => obs.cell_finished(cell, Ok(records)),
-            Err(error) => {
-                obs.cell_finished(cell, Err(&error));
-                self.failures.push(Failure {
-                    model: cell.model.clone(),
-                    seq_len: cell.seq_len.unwrap_or(0),
-                    error,
-                });
-            }
+            Err(error) => self.fail(obs, cell, FailureKind::Errored, error),
         }
+    }
+
+    /// Records a cell that ended without a measurement, of `kind`; the run goes on.
+    pub fn fail(&mut self, obs: &mut dyn Observer, cell: &Cell, kind: FailureKind, error: String) {
+        obs.cell_finished(cell, Err(&error));
+        self.failures.push(Failure {
+            model: cell.model.clone(),
+            seq_len: cell.seq_len.unwrap_or(0),
+            error,
+            kind,
+        });
     }
 
     /// Passes over a cell that `has` already.

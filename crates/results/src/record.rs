@@ -4,8 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model_info::{Arch, ModelInfo};
+use crate::roofline::Efficiency;
 use crate::spec::ModelSpec;
-use crate::stats::{summarize, Interval, Summary};
+use crate::stats::{clustered_median_ci, clusters, summarize, Interval, Summary, CONFIDENCE};
 
 /// What a record measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -140,6 +141,15 @@ pub struct Record {
     /// and memory records, so files written before accuracy records existed still load.
     #[serde(flatten)]
     pub task: TaskFields,
+    /// Samples each process contributed, in order (`samples` is their concatenation);
+    /// empty when one process took them all. Intervals draw processes first, then
+    /// samples within them ([`crate::stats::hierarchical_bootstrap`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<usize>,
+    /// What the median achieved against the machine's roofline (prefill and decode
+    /// records of runs that calibrated one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub efficiency: Option<Efficiency>,
 }
 
 /// What makes a record one cell: two records with the same key, in two runs, measure
@@ -176,7 +186,30 @@ impl Record {
             samples,
             summary,
             task,
+            processes: Vec::new(),
+            efficiency: None,
         })
+    }
+
+    /// The record with its samples split by process (`sizes`, in order): its interval
+    /// is recomputed drawing processes first. Sizes that do not add up are ignored.
+    pub fn with_processes(mut self, sizes: Vec<usize>) -> Self {
+        let split = clusters(&self.samples, &sizes);
+        if split.len() > 1 {
+            self.summary.ci = clustered_median_ci(&split, CONFIDENCE, 0x5eed);
+            self.processes = sizes;
+        }
+        self
+    }
+
+    /// The samples, split by the process that took them.
+    pub fn clusters(&self) -> Vec<&[f64]> {
+        clusters(&self.samples, &self.processes)
+    }
+
+    /// How many processes took the samples.
+    pub fn process_count(&self) -> usize {
+        self.processes.len().max(1)
     }
 
     pub fn key(&self) -> CellKey {
@@ -216,4 +249,43 @@ pub struct Failure {
     pub model: ModelSpec,
     pub seq_len: usize,
     pub error: String,
+    /// Files written before kinds existed read as `errored`.
+    #[serde(default)]
+    pub kind: FailureKind,
+}
+
+/// How a cell ended without a measurement. Only [`FailureKind::OverBudget`] is an
+/// expected outcome (the suite declared the budget, and the cell does not fit it); the
+/// others fail the run (`rwkv-bench run` exits 1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// Stopped by the memory budget the suite declared (`limits.memory_budget_mb`).
+    OverBudget,
+    /// Ran past `limits.cell_timeout_s`.
+    TimedOut,
+    /// Refused before its work: predicted to run past the timeout.
+    PredictedTimeout,
+    /// The process died (a signal, an abort) or exceeded the machine's memory guard.
+    Crashed,
+    /// The model or the harness returned an error.
+    #[default]
+    Errored,
+}
+
+impl FailureKind {
+    /// Whether the outcome is one the suite asked for, rather than a fault.
+    pub fn expected(self) -> bool {
+        self == FailureKind::OverBudget
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureKind::OverBudget => "over budget",
+            FailureKind::TimedOut => "timed out",
+            FailureKind::PredictedTimeout => "refused (predicted to time out)",
+            FailureKind::Crashed => "crashed",
+            FailureKind::Errored => "error",
+        }
+    }
 }

@@ -18,7 +18,9 @@ use crate::{Error, Result};
 /// Bumped on every incompatible change of this document. 2: `models[].weights` is
 /// tagged (`{"kind": "random", "preset", "seed"}` or `{"kind": "checkpoint", "path"}`),
 /// speed-ups, crossovers and ratio gates name their pair `candidate` / `baseline`.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: slopes, speed-ups and crossovers carry bootstrap intervals, records their
+/// per-process sample counts and efficiency, `machine.roofline`, `failures[].kind`.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The oldest schema this build still reads (older fields are read under their old
 /// names and forms).
@@ -118,8 +120,14 @@ impl Results {
                 ))
             }
         }
-        serde_json::from_value(value)
-            .map_err(|e| fail(format!("does not match the results schema: {e}")))
+        let mut results: Self = serde_json::from_value(value)
+            .map_err(|e| fail(format!("does not match the results schema: {e}")))?;
+        // Files written before intervals carry bare slopes and ratios: recomputed from
+        // their samples, their claims get intervals like a new run's.
+        if results.analysis.slopes.iter().any(|s| s.ci.is_none()) {
+            results.analysis = crate::analysis::analyse(&results.models, &results.records);
+        }
+        Ok(results)
     }
 
     /// Writes the document atomically (temp file in the same directory, then rename).

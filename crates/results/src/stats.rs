@@ -69,25 +69,94 @@ pub fn bootstrap(
     level: f64,
     seed: u64,
 ) -> Interval {
+    let clustered: Vec<Vec<&[f64]>> = groups.iter().map(|g| vec![*g]).collect();
+    hierarchical_bootstrap(&clustered, statistic, level, seed)
+}
+
+/// [`bootstrap`] over groups whose samples come in clusters (the processes that took
+/// them): each resample draws clusters with replacement, then samples within each
+/// drawn cluster. Samples of one process share its placement luck (huge pages, cache
+/// colouring, a neighbour's load), so resampling them as if independent would give an
+/// interval that is too narrow; drawing processes first lets that luck widen it.
+/// Every group needs a cluster and every cluster a sample.
+pub fn hierarchical_bootstrap(
+    groups: &[Vec<&[f64]>],
+    statistic: impl Fn(&mut [Vec<f64>]) -> f64,
+    level: f64,
+    seed: u64,
+) -> Interval {
     let mut rng = SmallRng::seed_from_u64(seed);
-    let mut resamples: Vec<Vec<f64>> = groups.iter().map(|g| vec![0.0; g.len()]).collect();
+    let mut resamples: Vec<Vec<f64>> = groups
+        .iter()
+        .map(|g| Vec::with_capacity(g.iter().map(|c| c.len()).sum()))
+        .collect();
     let mut stats: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
         .map(|_| {
-            for (slot, group) in resamples.iter_mut().zip(groups) {
-                for x in slot.iter_mut() {
-                    *x = group[rng.random_range(0..group.len())];
+            for (slot, clusters) in resamples.iter_mut().zip(groups) {
+                slot.clear();
+                for _ in 0..clusters.len() {
+                    let cluster = clusters[rng.random_range(0..clusters.len())];
+                    for _ in 0..cluster.len() {
+                        slot.push(cluster[rng.random_range(0..cluster.len())]);
+                    }
                 }
             }
             statistic(&mut resamples)
         })
         .collect();
+    stats.retain(|x| x.is_finite());
     stats.sort_by(f64::total_cmp);
+    if stats.is_empty() {
+        return Interval {
+            lo: f64::NAN,
+            hi: f64::NAN,
+            level,
+        };
+    }
     let tail = (1.0 - level) / 2.0;
     Interval {
         lo: percentile_sorted(&stats, tail),
         hi: percentile_sorted(&stats, 1.0 - tail),
         level,
     }
+}
+
+/// Splits `samples` into the clusters of `sizes` (samples per process, in order); one
+/// cluster when `sizes` is empty or does not add up to the samples.
+pub fn clusters<'a>(samples: &'a [f64], sizes: &[usize]) -> Vec<&'a [f64]> {
+    if sizes.is_empty() || sizes.contains(&0) || sizes.iter().sum::<usize>() != samples.len() {
+        return vec![samples];
+    }
+    let mut rest = samples;
+    sizes
+        .iter()
+        .map(|&n| {
+            let (head, tail) = rest.split_at(n);
+            rest = tail;
+            head
+        })
+        .collect()
+}
+
+/// How many clusters (processes, or trials) in all would shrink an interval that
+/// straddles `threshold` until it excludes it, assuming its width falls as
+/// `1/sqrt(n)`: `n` itself when it already excludes it, `None` when the estimate sits
+/// on the threshold (no count decides it).
+pub fn needed_to_decide(estimate: f64, ci: Interval, threshold: f64, n: usize) -> Option<usize> {
+    let gap = (estimate - threshold).abs();
+    // The half-width on the threshold's side is what has to shrink below the gap.
+    let half = if threshold >= estimate {
+        ci.hi - estimate
+    } else {
+        estimate - ci.lo
+    };
+    if !(gap > 0.0 && half.is_finite()) {
+        return None;
+    }
+    if half <= gap {
+        return Some(n);
+    }
+    Some((n.max(1) as f64 * (half / gap).powi(2)).ceil() as usize)
 }
 
 /// Bootstrap interval of the median; degenerate for fewer than two samples.
@@ -101,6 +170,75 @@ pub fn bootstrap_median_ci(samples: &[f64], level: f64, seed: u64) -> Interval {
         };
     }
     bootstrap(&[samples], |g| median_in_place(&mut g[0]), level, seed)
+}
+
+/// Bootstrap interval of the median of clustered samples ([`hierarchical_bootstrap`]);
+/// degenerate for fewer than two samples.
+pub fn clustered_median_ci(clusters: &[&[f64]], level: f64, seed: u64) -> Interval {
+    let n: usize = clusters.iter().map(|c| c.len()).sum();
+    if n < 2 {
+        let x = clusters
+            .iter()
+            .find_map(|c| c.first())
+            .copied()
+            .unwrap_or(f64::NAN);
+        return Interval {
+            lo: x,
+            hi: x,
+            level,
+        };
+    }
+    hierarchical_bootstrap(
+        &[clusters.to_vec()],
+        |g| median_in_place(&mut g[0]),
+        level,
+        seed,
+    )
+}
+
+/// The log-log slope of a cost's medians against length, with its bootstrap interval:
+/// each resample redraws every length's samples (processes first) and refits. `series`
+/// holds `(length, clusters of samples)`; `None` with fewer than two lengths.
+pub fn slope_interval(
+    series: &[(f64, Vec<&[f64]>)],
+    level: f64,
+    seed: u64,
+) -> Option<(f64, Interval)> {
+    let lengths: Vec<f64> = series.iter().map(|s| s.0).collect();
+    let fit = |groups: &mut [Vec<f64>]| {
+        let pts: Vec<(f64, f64)> = lengths
+            .iter()
+            .zip(groups.iter_mut())
+            .map(|(&l, g)| (l, median_in_place(g)))
+            .collect();
+        log_log_slope(&pts).unwrap_or(f64::NAN)
+    };
+    let groups: Vec<Vec<&[f64]>> = series.iter().map(|s| s.1.clone()).collect();
+    let mut pooled: Vec<Vec<f64>> = groups.iter().map(|g| g.concat()).collect();
+    let slope = fit(&mut pooled);
+    slope
+        .is_finite()
+        .then(|| (slope, hierarchical_bootstrap(&groups, fit, level, seed)))
+}
+
+/// `median(numerator) / median(denominator)` with its bootstrap interval, both sides'
+/// samples clustered by process.
+pub fn ratio_interval(
+    numerator: &[&[f64]],
+    denominator: &[&[f64]],
+    level: f64,
+    seed: u64,
+) -> (f64, Interval) {
+    let ratio = |g: &mut [Vec<f64>]| median_in_place(&mut g[0]) / median_in_place(&mut g[1]);
+    let mut pooled = vec![numerator.concat(), denominator.concat()];
+    let point = ratio(&mut pooled);
+    let ci = hierarchical_bootstrap(
+        &[numerator.to_vec(), denominator.to_vec()],
+        ratio,
+        level,
+        seed,
+    );
+    (point, ci)
 }
 
 /// Classifies samples against Tukey's fences.
@@ -235,6 +373,25 @@ pub fn wilson_interval(successes: usize, trials: usize, level: f64) -> Interval 
     }
 }
 
+/// Interval of the difference of two proportions, `a - b` (each `(successes,
+/// trials)`), by Newcombe's hybrid score method (1998, method 10) from the two Wilson
+/// intervals: it stays inside `[-1, 1]` and behaves at 0 % and 100 %, where the
+/// normal approximation fails.
+pub fn difference_interval(a: (usize, usize), b: (usize, usize), level: f64) -> Interval {
+    let p = |(k, n): (usize, usize)| if n == 0 { 0.5 } else { k as f64 / n as f64 };
+    let (pa, pb) = (p(a), p(b));
+    let (wa, wb) = (
+        wilson_interval(a.0, a.1, level),
+        wilson_interval(b.0, b.1, level),
+    );
+    let d = pa - pb;
+    Interval {
+        lo: d - ((pa - wa.lo).powi(2) + (wb.hi - pb).powi(2)).sqrt(),
+        hi: d + ((wa.hi - pa).powi(2) + (pb - wb.lo).powi(2)).sqrt(),
+        level,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,5 +492,96 @@ mod tests {
         let flat = [(128.0, 5.0), (4096.0, 5.0)];
         assert!(log_log_slope(&flat).unwrap().abs() < 1e-12);
         assert!(log_log_slope(&[(1.0, 1.0)]).is_none());
+    }
+
+    #[test]
+    fn clusters_split_by_process_and_fall_back_to_one() {
+        let s = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(clusters(&s, &[2, 3]), vec![&s[..2], &s[2..]]);
+        assert_eq!(clusters(&s, &[]), vec![&s[..]]);
+        assert_eq!(clusters(&s, &[2, 2]), vec![&s[..]]);
+    }
+
+    #[test]
+    fn process_luck_widens_the_interval() {
+        // Three processes, each tight but 5 % apart: as one pool the median (the middle
+        // process) looks precise; drawn by process it is not.
+        let at = |base: f64| -> Vec<f64> { (0..16).map(|i| base + (i % 4) as f64 * 0.1).collect() };
+        let (a, b, c) = (at(100.0), at(105.0), at(110.0));
+        let pooled = [a.clone(), b.clone(), c.clone()].concat();
+        let naive = bootstrap_median_ci(&pooled, 0.95, 3);
+        let clustered = clustered_median_ci(&[&a, &b, &c], 0.95, 3);
+        assert!(
+            clustered.hi - clustered.lo > 3.0 * (naive.hi - naive.lo),
+            "{naive:?} {clustered:?}"
+        );
+    }
+
+    #[test]
+    fn slope_interval_brackets_the_true_exponent() {
+        let noisy = |x: f64, k: f64| -> Vec<f64> {
+            (0..12)
+                .map(|i| x.powf(k) * (1.0 + 0.02 * ((i * 7 % 5) as f64 - 2.0)))
+                .collect()
+        };
+        let lens = [128.0, 512.0, 2048.0, 8192.0];
+        for k in [0.0, 1.0, 1.3] {
+            let data: Vec<Vec<f64>> = lens.iter().map(|&l| noisy(l, k)).collect();
+            let series: Vec<(f64, Vec<&[f64]>)> = lens
+                .iter()
+                .zip(&data)
+                .map(|(&l, d)| (l, vec![&d[..6], &d[6..]]))
+                .collect();
+            let (slope, ci) = slope_interval(&series, 0.95, 1).unwrap();
+            assert!((slope - k).abs() < 0.01, "{slope} {k}");
+            assert!(
+                ci.lo <= slope && slope <= ci.hi && ci.hi - ci.lo < 0.05,
+                "{ci:?}"
+            );
+        }
+        assert!(slope_interval(&[(1.0, vec![&[1.0][..]])], 0.95, 1).is_none());
+    }
+
+    #[test]
+    fn ratio_interval_of_medians() {
+        let base = [20.0, 21.0, 19.0, 20.0];
+        let cand = [10.0, 10.5, 9.5, 10.0];
+        let (r, ci) = ratio_interval(&[&base], &[&cand], 0.95, 1);
+        assert!((r - 2.0).abs() < 1e-12);
+        assert!(ci.lo > 1.7 && ci.hi < 2.3, "{ci:?}");
+    }
+
+    #[test]
+    fn needed_to_decide_scales_with_the_square_of_the_excess_width() {
+        // Estimate 0.03, threshold 0.05, interval reaches 0.07: the half-width on the
+        // threshold's side (0.04) must fall to 0.02, a quarter of the variance.
+        let ci = Interval {
+            lo: -0.01,
+            hi: 0.07,
+            level: 0.95,
+        };
+        assert_eq!(needed_to_decide(0.03, ci, 0.05, 2), Some(8));
+        assert_eq!(needed_to_decide(0.05, ci, 0.05, 2), None);
+        let decided = Interval {
+            lo: 0.0,
+            hi: 0.04,
+            level: 0.95,
+        };
+        assert_eq!(needed_to_decide(0.02, decided, 0.05, 2), Some(2));
+    }
+
+    #[test]
+    fn difference_interval_matches_newcombe() {
+        // Newcombe (1998) table II, example (a): 56/70 vs 48/80 -> 0.0524 .. 0.3339.
+        let i = difference_interval((56, 70), (48, 80), 0.95);
+        assert!(
+            (i.lo - 0.0524).abs() < 1e-3 && (i.hi - 0.3339).abs() < 1e-3,
+            "{i:?}"
+        );
+        let same = difference_interval((10, 10), (10, 10), 0.95);
+        assert!(
+            same.lo < 0.0 && same.hi > 0.0 && same.lo >= -1.0,
+            "{same:?}"
+        );
     }
 }

@@ -5,8 +5,9 @@ use std::io::{Read, Write};
 
 use models::{Error, Result};
 
+use crate::measure::calibrate::calibrate;
 use crate::measure::cell::run_cell;
-use crate::measure::{CellEvent, CellPlan};
+use crate::measure::{CellEvent, ChildJob};
 
 fn emit(event: &CellEvent) {
     let mut out = std::io::stdout().lock();
@@ -16,20 +17,29 @@ fn emit(event: &CellEvent) {
     }
 }
 
-/// Reads a plan from stdin, measures it, and reports the outcome (or the failure) on
-/// stdout; the error is returned too, so the process exits non-zero.
+/// Reads a job from stdin (a cell plan, or a roofline calibration), carries it out,
+/// and reports the result (or the failure) on stdout; the error is returned too, so
+/// the process exits non-zero.
 pub fn cell_main() -> Result<()> {
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)
         .map_err(|e| Error::Cell(format!("reading the cell plan from stdin: {e}")))?;
-    let plan: CellPlan = serde_json::from_str(&input)
+    let job: ChildJob = serde_json::from_str(&input)
         .map_err(|e| Error::Cell(format!("parsing the cell plan: {e}")))?;
-    match run_cell(&plan, &mut |e| emit(&e)) {
-        Ok(outcome) => {
-            emit(&CellEvent::Done {
-                outcome: Box::new(outcome),
-            });
+    let result = match job {
+        ChildJob::Cell(plan) => run_cell(&plan, &mut |e| emit(&e)).map(|outcome| CellEvent::Done {
+            outcome: Box::new(outcome),
+        }),
+        ChildJob::Calibrate { calibrate: plan } => {
+            calibrate(&plan).map(|roofline| CellEvent::Calibrated {
+                roofline: Box::new(roofline),
+            })
+        }
+    };
+    match result {
+        Ok(event) => {
+            emit(&event);
             Ok(())
         }
         Err(e) => {

@@ -9,31 +9,46 @@ use results::pipeline::{Cell, Observer, Run};
 use results::suite::Suite;
 use results::{Metric, Record, Results};
 
-use crate::measure::isolate::{run_isolated, CellLimits, Launcher};
+use results::roofline::{efficiency, Roofline};
+use results::stats::median_in_place;
+
+use crate::measure::calibrate::CalibrationPlan;
+use crate::measure::isolate::{calibrate_isolated, run_isolated, CellLimits, Launcher};
 use crate::measure::{CellEvent, CellOutcome, CellPlan};
 
 /// Turns the raw samples of a cell's processes into records, for the measurements the
-/// suite asked for. Timings pool every process's samples; memory gives one sample per
-/// process.
-pub fn cell_records(suite: &Suite, seq_len: usize, outcomes: &[CellOutcome]) -> Vec<Record> {
+/// suite asked for. Timings pool every process's samples (split by process, for the
+/// intervals); memory gives one sample per process. With a roofline, prefill and
+/// decode records carry their efficiency.
+pub fn cell_records(
+    suite: &Suite,
+    seq_len: usize,
+    outcomes: &[CellOutcome],
+    roofline: Option<&Roofline>,
+) -> Vec<Record> {
     let Some(first) = outcomes.first() else {
         return Vec::new();
     };
     let m = suite.config.measure;
-    let pooled = |f: fn(&CellOutcome) -> &[f64]| -> Vec<f64> {
-        outcomes.iter().flat_map(|o| f(o).iter().copied()).collect()
+    let pooled = |f: fn(&CellOutcome) -> &[f64]| -> (Vec<f64>, Vec<usize>) {
+        let samples = outcomes.iter().flat_map(|o| f(o).iter().copied()).collect();
+        (samples, outcomes.iter().map(|o| f(o).len()).collect())
     };
-    let per_process =
-        |f: fn(&CellOutcome) -> u64| -> Vec<f64> { outcomes.iter().map(|o| f(o) as f64).collect() };
-    let mut series: Vec<(Metric, Vec<f64>)> = Vec::new();
+    let per_process = |f: fn(&CellOutcome) -> u64| -> (Vec<f64>, Vec<usize>) {
+        (
+            outcomes.iter().map(|o| f(o) as f64).collect(),
+            vec![1; outcomes.len()],
+        )
+    };
+    let mut series: Vec<(Metric, (Vec<f64>, Vec<usize>))> = Vec::new();
     if m.prefill {
-        let prefill_ms = pooled(|o| &o.prefill_ms);
+        let (prefill_ms, sizes) = pooled(|o| &o.prefill_ms);
         let tps = prefill_ms
             .iter()
             .map(|ms| seq_len as f64 / (ms / 1e3))
             .collect();
-        series.push((Metric::PrefillTime, prefill_ms));
-        series.push((Metric::PrefillThroughput, tps));
+        series.push((Metric::PrefillTime, (prefill_ms, sizes.clone())));
+        series.push((Metric::PrefillThroughput, (tps, sizes)));
     }
     if m.decode {
         series.push((Metric::DecodeLatency, pooled(|o| &o.decode_ms)));
@@ -43,18 +58,32 @@ pub fn cell_records(suite: &Suite, seq_len: usize, outcomes: &[CellOutcome]) -> 
         series.push((Metric::RssAfterLoad, per_process(|o| o.rss_after_load)));
         series.push((Metric::StateBytes, per_process(|o| o.state_bytes)));
     }
+    let mut state: Vec<f64> = outcomes.iter().map(|o| o.state_bytes as f64).collect();
+    let state_bytes = median_in_place(&mut state);
+    let name = &suite.config.name;
     series
         .into_iter()
-        .filter_map(|(metric, samples)| {
-            let name = &suite.config.name;
-            Record::from_samples(
+        .filter_map(|(metric, (samples, sizes))| {
+            let r = Record::from_samples(
                 name,
                 &first.info,
                 metric,
                 seq_len,
                 samples,
                 Default::default(),
-            )
+            )?
+            .with_processes(sizes);
+            let efficiency = roofline.and_then(|roof| {
+                efficiency(
+                    roof,
+                    &first.info,
+                    metric,
+                    seq_len,
+                    r.summary.median,
+                    Some(state_bytes),
+                )
+            });
+            Some(Record { efficiency, ..r })
         })
         .collect()
 }
@@ -74,7 +103,26 @@ pub fn cells(suite: &Suite) -> Vec<Cell> {
         .collect()
 }
 
-/// Runs every cell of `suite` in its own child process started by `launcher`.
+/// Far more than the calibration's second or two; a machine this slow measures nothing.
+const CALIBRATION_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Widths the roofline is calibrated at: the suite's presets', else a 0.1B model's.
+fn calibration_widths(suite: &Suite) -> Vec<usize> {
+    let widths: Vec<usize> = suite
+        .config
+        .models
+        .iter()
+        .filter_map(|m| models::registry::preset_width(m).ok().flatten())
+        .collect();
+    if widths.is_empty() {
+        vec![768]
+    } else {
+        widths
+    }
+}
+
+/// Runs every cell of `suite` in its own child process started by `launcher`, after
+/// calibrating the machine's roofline in one.
 pub fn run_suite(
     suite: &Suite,
     launcher: &Launcher,
@@ -87,19 +135,32 @@ pub fn run_suite(
     // every cell alike. A cell that fails is not run again.
     let rounds = c.sampling.processes;
     let mut run = Run::start(suite, cells.len() * rounds);
-    let budget = c
-        .limits
-        .memory_budget_mb
-        .map(|mb| mb << 20)
-        .unwrap_or(run.machine().ram_bytes / 10 * 9);
+    let guard = run.machine().ram_bytes / 10 * 9;
     let limits = CellLimits {
-        memory_budget_bytes: budget,
+        memory_budget_bytes: c.limits.memory_budget_mb.map_or(guard, |mb| mb << 20),
+        budget_declared: c.limits.memory_budget_mb.is_some(),
         timeout: Duration::from_secs_f64(c.limits.cell_timeout_s),
+    };
+    // The calibration is the machine's, not a cell's: it is held to the machine's guard.
+    let calibration_limits = CellLimits {
+        memory_budget_bytes: guard,
+        budget_declared: false,
+        timeout: CALIBRATION_TIMEOUT,
     };
     let launcher = Launcher {
         threads: c.threads,
         ..launcher.clone()
     };
+    let calibration = CalibrationPlan {
+        widths: calibration_widths(suite),
+        dtype: c.dtype,
+    };
+    observer.calibrating();
+    // A machine that cannot calibrate still measures; its records lack efficiencies.
+    let roofline = calibrate_isolated(&launcher, &calibration, calibration_limits).ok();
+    if let Some(roof) = &roofline {
+        run.set_roofline(roof.clone());
+    }
     let mut outcomes: Vec<Vec<CellOutcome>> = vec![Vec::new(); cells.len()];
     let mut failed = vec![false; cells.len()];
     for _ in 0..rounds {
@@ -124,13 +185,14 @@ pub fn run_suite(
             };
             match run_isolated(&launcher, &plan, limits, &mut forward) {
                 Ok(outcome) => {
-                    let records = cell_records(suite, seq_len, std::slice::from_ref(&outcome));
+                    let records =
+                        cell_records(suite, seq_len, std::slice::from_ref(&outcome), None);
                     run.end(observer, cell, Ok(&records));
                     run.threads_used = Some(outcome.threads);
                     outcomes[i].push(outcome);
                 }
                 Err(e) => {
-                    run.end(observer, cell, Err(e.to_string()));
+                    run.fail(observer, cell, e.kind, e.message);
                     failed[i] = true;
                 }
             }
@@ -140,7 +202,8 @@ pub fn run_suite(
         if let Some(o) = outs.first() {
             run.add_model(o.info.clone());
         }
-        run.add_records(cell_records(suite, cell.seq_len.unwrap_or(0), outs));
+        let seq_len = cell.seq_len.unwrap_or(0);
+        run.add_records(cell_records(suite, seq_len, outs, roofline.as_ref()));
     }
     Ok(run.results(&[]))
 }

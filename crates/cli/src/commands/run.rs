@@ -2,17 +2,22 @@
 //! summary.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use report::{Exporter, Markdown};
 use results::suite::Suite;
+use results::Failure;
 use speed::measure::isolate::Launcher;
 use speed::run_suite;
 
 use crate::cli::RunArgs;
 use crate::progress::Bars;
 
-pub fn run(args: RunArgs) -> anyhow::Result<()> {
+/// Exit 0: every cell measured or over the suite's declared memory budget; 1: a cell
+/// crashed, errored, timed out or was refused (the results are written all the same);
+/// unusable input exits 2 through `main`.
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut suite = Suite::load(&args.suite)?;
     if let Some(t) = args.threads {
         suite.config.threads = t;
@@ -55,11 +60,26 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         written.markdown.display(),
         written.charts.len()
     );
-    if !results.failures.is_empty() {
+    let (expected, faults): (Vec<&Failure>, Vec<&Failure>) =
+        results.failures.iter().partition(|f| f.kind.expected());
+    if !expected.is_empty() {
         println!(
-            "{} of the cells failed (see above); the others were recorded",
-            results.failures.len()
+            "{} cell(s) over the suite's memory budget (an expected outcome)",
+            expected.len()
         );
     }
-    Ok(())
+    if faults.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("{} cell(s) failed; the others were recorded:", faults.len());
+    for f in faults {
+        eprintln!(
+            "  {} @ {}: {}: {}",
+            f.model,
+            f.seq_len,
+            f.kind.label(),
+            f.error
+        );
+    }
+    Ok(ExitCode::from(1))
 }

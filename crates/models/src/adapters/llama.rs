@@ -87,6 +87,7 @@ impl LlamaImpl {
             layers: cfg.num_hidden_layers,
             width: cfg.hidden_size,
             vocab: cfg.vocab_size,
+            tied_embeddings: cfg.tie_word_embeddings,
         };
         // Rope is computed per position: no limit but memory.
         let info = self.info(spec, shape, opts, weights, None);

@@ -142,6 +142,7 @@ impl UpstreamLlamaImpl {
             layers: cfg.num_hidden_layers,
             width: cfg.hidden_size,
             vocab: cfg.vocab_size,
+            tied_embeddings: false,
         };
         let info = self.info(
             spec,

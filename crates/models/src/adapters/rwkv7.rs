@@ -101,6 +101,7 @@ impl Rwkv7Impl {
             layers: cfg.layers,
             width: cfg.width,
             vocab: cfg.vocab,
+            tied_embeddings: false,
         };
         let info = self.info(spec, shape, opts, weights, None);
         Ok(Rwkv7 { model, state, info })

@@ -123,6 +123,7 @@ impl UpstreamRwkv7Impl {
             layers,
             width,
             vocab,
+            tied_embeddings: false,
         };
         let info = self.info(spec, shape, opts, weights, None);
         Ok(UpstreamRwkv7 {

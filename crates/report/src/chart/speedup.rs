@@ -1,4 +1,5 @@
-//! Speed-up (transformer time / RWKV time) vs length, with the crossover marked.
+//! Speed-up (transformer time / RWKV time) vs length with 95 % intervals, and the
+//! crossover marked where the intervals confirm it.
 
 use results::analysis::CrossoverAt;
 use results::{Metric, ModelSpec, Results};
@@ -30,8 +31,8 @@ pub fn chart(results: &Results) -> Option<Chart> {
                 .map(|s| Point {
                     x: s.seq_len as f64,
                     y: s.ratio,
-                    lo: s.ratio,
-                    hi: s.ratio,
+                    lo: s.ci.map_or(s.ratio, |ci| ci.lo),
+                    hi: s.ci.map_or(s.ratio, |ci| ci.hi),
                 })
                 .collect();
             series.push(Series {
@@ -42,11 +43,22 @@ pub fn chart(results: &Results) -> Option<Chart> {
                 .crossovers
                 .iter()
                 .find(|c| c.metric == metric && c.candidate == *r && c.baseline == *t);
-            if let Some(CrossoverAt::Crosses { length, .. }) = crossing.map(|c| c.at) {
-                markers.push(Marker {
-                    x: length,
-                    label: format!("{name} crossover ≈ {length:.0} tokens"),
-                });
+            // Marked only where every later ratio's interval stays above 1: at the
+            // medians' crossing when the intervals confirm it from the next length,
+            // else at the length they confirm it from.
+            let Some(c) = crossing else { continue };
+            match (c.at, c.confirmed_from) {
+                (CrossoverAt::Crosses { length, between }, Some(from)) if from <= between.1 => {
+                    markers.push(Marker {
+                        x: length,
+                        label: format!("{name} crossover ≈ {length:.0} tokens"),
+                    })
+                }
+                (CrossoverAt::Crosses { .. }, Some(from)) => markers.push(Marker {
+                    x: from as f64,
+                    label: format!("{name}: cheaper from {from} tokens (95 % intervals)"),
+                }),
+                _ => {}
             }
         }
     }

@@ -16,7 +16,7 @@ struct ClaimView {
     claim: &'static str,
     measured: String,
     verdict: crate::claims::Verdict,
-    verdict_label: &'static str,
+    verdict_label: String,
 }
 
 #[derive(Serialize)]
@@ -103,6 +103,7 @@ fn view(results: &Results) -> Result<View> {
             tables::gates(results),
             tables::scaling(results),
             tables::crossovers(results),
+            tables::fairness(results),
             tables::failures(results),
         ]
         .into_iter()
@@ -117,9 +118,9 @@ fn view(results: &Results) -> Result<View> {
             .into_iter()
             .map(|c| ClaimView {
                 claim: c.claim,
+                verdict_label: c.verdict_text(),
                 measured: c.measured,
                 verdict: c.verdict,
-                verdict_label: c.verdict.label(),
             })
             .collect(),
         charts,

@@ -92,6 +92,7 @@ impl Exporter for Markdown {
             tables::gates(results),
             tables::scaling(results),
             tables::crossovers(results),
+            tables::fairness(results),
         ]
         .into_iter()
         .flatten()

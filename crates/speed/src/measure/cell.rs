@@ -6,9 +6,10 @@ use std::time::Instant;
 use candle_core::Device;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
+use super::estimate::{predict, Probe, REFINE_ABOVE_S, REFINE_FACTOR};
 use super::rss::{current_rss_bytes, peak_rss_bytes};
 use super::{CellEvent, CellOutcome, CellPlan, Phase};
-use models::{candle_dtype, registry, BuildOptions, Result};
+use models::{candle_dtype, registry, BuildOptions, CausalLm, Result};
 
 /// Prompt tokens: uniform over the vocabulary, seeded (speed does not depend on them).
 pub fn prompt_tokens(vocab: usize, len: usize, seed: u64) -> Vec<u32> {
@@ -20,6 +21,27 @@ pub fn prompt_tokens(vocab: usize, len: usize, seed: u64) -> Vec<u32> {
 
 fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
+}
+
+/// Times a prompt of `tokens` and one decode step after it (the warm-up, and the
+/// probe the cell's time is predicted from).
+fn time_probe(
+    model: &mut dyn CausalLm,
+    prompt: &[u32],
+    continuation: &[u32],
+    tokens: usize,
+) -> Result<Probe> {
+    model.reset()?;
+    let t = Instant::now();
+    model.prefill(&prompt[..tokens])?;
+    let prefill_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    model.step(continuation.first().copied().unwrap_or(0))?;
+    Ok(Probe {
+        tokens,
+        prefill_s,
+        step_s: t.elapsed().as_secs_f64(),
+    })
 }
 
 /// Measures one cell, reporting progress through `emit`.
@@ -41,8 +63,18 @@ pub fn run_cell(plan: &CellPlan, emit: &mut dyn FnMut(CellEvent)) -> Result<Cell
     let (prompt, continuation) = tokens.split_at(plan.seq_len);
 
     emit(progress(Phase::Warmup, 0, 1));
-    model.reset()?;
-    model.prefill(&prompt[..s.warmup_tokens.clamp(1, plan.seq_len)])?;
+    let warmup = s.warmup_tokens.clamp(1, plan.seq_len);
+    let mut probe = time_probe(model.as_mut(), prompt, continuation, warmup)?;
+    let mut estimate = predict(model.info(), probe, plan.seq_len, &s, plan.measure.decode);
+    let longer = warmup * REFINE_FACTOR;
+    if estimate.0 > REFINE_ABOVE_S && longer < plan.seq_len {
+        probe = time_probe(model.as_mut(), prompt, continuation, longer)?;
+        estimate = predict(model.info(), probe, plan.seq_len, &s, plan.measure.decode);
+    }
+    emit(CellEvent::Estimate {
+        seconds: estimate.0,
+        basis: estimate.1,
+    });
 
     // Prompt runs until `repetitions` or the time budget; the last leaves the state at
     // depth `seq_len` for the decode measurement.

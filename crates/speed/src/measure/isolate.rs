@@ -7,9 +7,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use results::roofline::Roofline;
+use results::FailureKind;
+
+use super::calibrate::CalibrationPlan;
 use super::rss::current_rss_bytes;
-use super::{CellEvent, CellOutcome, CellPlan};
-use models::{Error, Result};
+use super::{CellError, CellEvent, CellOutcome, CellPlan, ChildJob};
 
 /// How to start a child that reads a [`CellPlan`] as JSON on stdin and writes
 /// [`CellEvent`]s as JSON lines on stdout.
@@ -25,7 +28,31 @@ pub struct Launcher {
 #[derive(Debug, Clone, Copy)]
 pub struct CellLimits {
     pub memory_budget_bytes: u64,
+    /// Whether the suite declared the budget (then exceeding it is the expected
+    /// outcome "over budget"), or it is the machine's guard (then it is a crash).
+    pub budget_declared: bool,
     pub timeout: Duration,
+}
+
+impl CellLimits {
+    fn over_budget(&self, what: &str, rss: u64) -> CellError {
+        let (kind, whose) = if self.budget_declared {
+            (FailureKind::OverBudget, "the suite's memory budget")
+        } else {
+            (
+                FailureKind::Crashed,
+                "the machine's memory guard (90 % of RAM; the suite declares no budget)",
+            )
+        };
+        CellError::new(
+            kind,
+            format!(
+                "over {whose} of {} MB ({what} {} MB)",
+                self.memory_budget_bytes >> 20,
+                rss >> 20
+            ),
+        )
+    }
 }
 
 const POLL: Duration = Duration::from_millis(50);
@@ -37,7 +64,11 @@ enum Line {
     Stderr(String),
 }
 
-fn spawn(launcher: &Launcher, plan: &CellPlan) -> Result<Child> {
+fn errored(message: impl Into<String>) -> CellError {
+    CellError::new(FailureKind::Errored, message)
+}
+
+fn spawn(launcher: &Launcher, job: &ChildJob) -> Result<Child, CellError> {
     let mut cmd = Command::new(&launcher.program);
     cmd.args(&launcher.args)
         .stdin(Stdio::piped())
@@ -49,15 +80,15 @@ fn spawn(launcher: &Launcher, plan: &CellPlan) -> Result<Child> {
         super::THREADS_ENV,
         super::resolve_threads(launcher.threads).to_string(),
     );
-    let mut child = cmd.spawn().map_err(|e| Error::io(&launcher.program, e))?;
-    let plan = serde_json::to_vec(plan).map_err(|e| Error::Cell(e.to_string()))?;
-    let mut stdin = child
-        .stdin
-        .take()
-        .ok_or_else(|| Error::Cell("no stdin".into()))?;
+    let program = launcher.program.display();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| errored(format!("starting {program}: {e}")))?;
+    let job = serde_json::to_vec(job).map_err(|e| errored(e.to_string()))?;
+    let mut stdin = child.stdin.take().ok_or_else(|| errored("no stdin"))?;
     stdin
-        .write_all(&plan)
-        .map_err(|e| Error::io(&launcher.program, e))?;
+        .write_all(&job)
+        .map_err(|e| errored(format!("writing to {program}: {e}")))?;
     Ok(child)
 }
 
@@ -85,15 +116,55 @@ fn parse_stdout(line: String) -> Line {
 
 /// Runs one cell in a child process; progress events go to `on_progress`.
 ///
-/// A child that exits with an error, crashes, exceeds the memory budget or the timeout
-/// yields `Err(Error::Cell)` with the reason; the caller records it and goes on.
+/// A child that exits with an error, crashes, exceeds the memory budget, runs past
+/// the timeout or predicts that it will yields the [`CellError`] of that kind; the
+/// caller records it and goes on.
 pub fn run_isolated(
     launcher: &Launcher,
     plan: &CellPlan,
     limits: CellLimits,
     on_progress: &mut dyn FnMut(&CellEvent),
-) -> Result<CellOutcome> {
-    let mut child = spawn(launcher, plan)?;
+) -> Result<CellOutcome, CellError> {
+    let job = ChildJob::Cell(Box::new(plan.clone()));
+    let (event, peak_seen) = run_child(launcher, &job, limits, on_progress)?;
+    let CellEvent::Done { outcome } = event else {
+        return Err(errored("the cell process sent no measurement"));
+    };
+    let mut o = *outcome;
+    // The child's own getrusage is authoritative; the parent's polling can only
+    // confirm it from below.
+    o.peak_rss = o.peak_rss.max(peak_seen);
+    // A cell too short for the polling to catch is still held to the budget.
+    if o.peak_rss > limits.memory_budget_bytes {
+        return Err(limits.over_budget("peak RSS", o.peak_rss));
+    }
+    Ok(o)
+}
+
+/// Calibrates the roofline in a child process started like a cell's.
+pub fn calibrate_isolated(
+    launcher: &Launcher,
+    plan: &CalibrationPlan,
+    limits: CellLimits,
+) -> Result<Roofline, CellError> {
+    let job = ChildJob::Calibrate {
+        calibrate: plan.clone(),
+    };
+    match run_child(launcher, &job, limits, &mut |_| {})?.0 {
+        CellEvent::Calibrated { roofline } => Ok(*roofline),
+        _ => Err(errored("the calibration process sent no roofline")),
+    }
+}
+
+/// Runs `job` in a child held to `limits` until it sends its result (returned with the
+/// highest RSS the parent saw) or fails.
+fn run_child(
+    launcher: &Launcher,
+    job: &ChildJob,
+    limits: CellLimits,
+    on_progress: &mut dyn FnMut(&CellEvent),
+) -> Result<(CellEvent, u64), CellError> {
+    let mut child = spawn(launcher, job)?;
     let (tx, rx) = mpsc::channel();
     if let Some(out) = child.stdout.take() {
         forward_lines(out, tx.clone(), parse_stdout);
@@ -103,19 +174,38 @@ pub fn run_isolated(
     }
     let pid = child.id();
     let started = Instant::now();
-    let mut outcome = None;
+    let timeout = limits.timeout.as_secs_f64();
+    let mut result = None;
     let mut failure = None;
     let mut stderr_tail: Vec<String> = Vec::new();
     let mut peak_seen = 0u64;
-    let kill = |child: &mut Child, why: String| {
+    let kill = |child: &mut Child, why: CellError| {
         let _ = child.kill();
         let _ = child.wait();
-        Err(Error::Cell(why))
+        Err(why)
     };
     loop {
         match rx.recv_timeout(POLL) {
-            Ok(Line::Event(CellEvent::Done { outcome: o })) => outcome = Some(*o),
+            Ok(Line::Event(e @ (CellEvent::Done { .. } | CellEvent::Calibrated { .. }))) => {
+                result = Some(e)
+            }
             Ok(Line::Event(CellEvent::Failed { error })) => failure = Some(error),
+            Ok(Line::Event(CellEvent::Estimate { seconds, basis })) => {
+                let elapsed = started.elapsed().as_secs_f64();
+                if elapsed + seconds > timeout {
+                    return kill(
+                        &mut child,
+                        CellError::new(
+                            FailureKind::PredictedTimeout,
+                            format!(
+                                "refused after {elapsed:.0} s: predicted to need {seconds:.0} s \
+                                 more ({basis}), past the cell timeout of {timeout:.0} s"
+                            ),
+                        ),
+                    );
+                }
+                on_progress(&CellEvent::Estimate { seconds, basis });
+            }
             Ok(Line::Event(e)) => on_progress(&e),
             Ok(Line::Garbage(l)) | Ok(Line::Stderr(l)) => {
                 stderr_tail.push(l);
@@ -130,40 +220,25 @@ pub fn run_isolated(
         if let Some(rss) = current_rss_bytes(pid) {
             peak_seen = peak_seen.max(rss);
             if rss > limits.memory_budget_bytes {
-                return kill(
-                    &mut child,
-                    format!(
-                        "exceeded the memory budget of {} MB (RSS reached {} MB)",
-                        limits.memory_budget_bytes >> 20,
-                        rss >> 20
-                    ),
-                );
+                return kill(&mut child, limits.over_budget("RSS reached", rss));
             }
         }
         if started.elapsed() > limits.timeout {
             return kill(
                 &mut child,
-                format!("timed out after {:.0} s", limits.timeout.as_secs_f64()),
+                CellError::new(
+                    FailureKind::TimedOut,
+                    format!("timed out after {timeout:.0} s"),
+                ),
             );
         }
     }
-    let status = child.wait().map_err(|e| Error::io(&launcher.program, e))?;
-    match (outcome, failure) {
-        (Some(mut o), _) if status.success() => {
-            // The child's own getrusage is authoritative; the parent's polling can only
-            // confirm it from below.
-            o.peak_rss = o.peak_rss.max(peak_seen);
-            // A cell too short for the polling to catch is still held to the budget.
-            if o.peak_rss > limits.memory_budget_bytes {
-                return Err(Error::Cell(format!(
-                    "exceeded the memory budget of {} MB (peak RSS {} MB)",
-                    limits.memory_budget_bytes >> 20,
-                    o.peak_rss >> 20
-                )));
-            }
-            Ok(o)
-        }
-        (_, Some(error)) => Err(Error::Cell(error)),
+    let status = child
+        .wait()
+        .map_err(|e| errored(format!("waiting for the cell process: {e}")))?;
+    match (result, failure) {
+        (Some(e), _) if status.success() => Ok((e, peak_seen)),
+        (_, Some(error)) => Err(errored(error)),
         _ => {
             let tail = stderr_tail
                 .iter()
@@ -171,7 +246,10 @@ pub fn run_isolated(
                 .find(|l| !l.trim().is_empty())
                 .cloned()
                 .unwrap_or_default();
-            Err(Error::Cell(format!("cell process {status}: {tail}")))
+            Err(CellError::new(
+                FailureKind::Crashed,
+                format!("cell process {status}: {tail}"),
+            ))
         }
     }
 }

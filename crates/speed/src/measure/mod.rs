@@ -1,15 +1,20 @@
 //! Measuring one (model, length) cell: the child side ([`cell`]), the parent side that
 //! runs it in an isolated process ([`isolate`]), and process memory readings ([`rss`]).
 
+pub mod calibrate;
 pub mod cell;
+pub mod estimate;
 pub mod isolate;
 pub mod rss;
 
 use serde::{Deserialize, Serialize};
 
 pub use results::pipeline::Phase;
+use results::roofline::Roofline;
 use results::suite::{Dtype, Measure, Sampling};
-use results::{ModelInfo, ModelSpec};
+use results::{FailureKind, ModelInfo, ModelSpec};
+
+use calibrate::CalibrationPlan;
 
 /// The environment variable that sets the compute threads of candle (read on every
 /// matmul) and rayon (read once, when its pool starts).
@@ -32,6 +37,14 @@ pub struct CellPlan {
     pub seed: u64,
     pub measure: Measure,
     pub sampling: Sampling,
+}
+
+/// What a child process is asked to do, as JSON on its stdin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ChildJob {
+    Calibrate { calibrate: CalibrationPlan },
+    Cell(Box<CellPlan>),
 }
 
 /// What one cell measured, as raw samples.
@@ -62,10 +75,41 @@ pub enum CellEvent {
         done: usize,
         total: usize,
     },
+    /// The cell's predicted wall time, made after the warm-up, so that the parent can
+    /// refuse a cell that cannot finish within its timeout.
+    Estimate {
+        seconds: f64,
+        basis: String,
+    },
     Done {
         outcome: Box<CellOutcome>,
+    },
+    Calibrated {
+        roofline: Box<Roofline>,
     },
     Failed {
         error: String,
     },
+}
+
+/// Why a child produced no result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellError {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl CellError {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for CellError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
