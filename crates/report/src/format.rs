@@ -40,22 +40,27 @@ pub fn length(n: usize) -> String {
     }
 }
 
-/// A short axis label for any positive magnitude: 0.5, 12, 3.4k, 1.2M.
-pub fn compact(v: f64) -> String {
-    let a = v.abs();
-    if a >= 1e6 {
-        format!("{:.1}M", v / 1e6)
-    } else if a >= 1e4 {
-        format!("{:.0}k", v / 1e3)
-    } else if a >= 1e3 {
-        format!("{:.1}k", v / 1e3)
-    } else if a >= 10.0 {
-        format!("{v:.0}")
-    } else if a >= 1.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
+/// An axis tick label: 0.05, 20, 2.5k, 1.2M. `step`, the spacing of evenly spaced
+/// ticks, gives every label of an axis the same decimals (0.0, 0.2 … 1.0); without one
+/// each value gets the decimals it needs (ticks are round numbers).
+pub fn tick(v: f64, step: Option<f64>) -> String {
+    let (scale, suffix) = match v.abs() {
+        a if a >= 1e6 => (1e6, "M"),
+        a if a >= 1e3 => (1e3, "k"),
+        _ => (1.0, ""),
+    };
+    let decimals = decimals(step.unwrap_or(v) / scale);
+    format!("{:.decimals$}{suffix}", v / scale)
+}
+
+/// The fewest decimals, at most 6, that write `x` exactly.
+fn decimals(x: f64) -> usize {
+    (0..6)
+        .find(|&d| {
+            let s = x.abs() * 10f64.powi(d as i32);
+            (s - s.round()).abs() < 1e-6 * s.max(1.0)
+        })
+        .unwrap_or(6)
 }
 
 #[cfg(test)]
@@ -72,7 +77,11 @@ mod tests {
         assert_eq!(bytes(1536.0), "1.5 KB");
         assert_eq!(length(4096), "4k");
         assert_eq!(length(1000), "1000");
-        assert_eq!(compact(3400.0), "3.4k");
-        assert_eq!(compact(0.5), "0.50");
+        assert_eq!(tick(0.05, None), "0.05");
+        assert_eq!(tick(2500.0, None), "2.5k");
+        assert_eq!(tick(2.0e6, None), "2M");
+        assert_eq!(tick(0.0, Some(0.2)), "0.0");
+        assert_eq!(tick(0.1 * 3.0, Some(0.1)), "0.3");
+        assert_eq!(tick(1000.0, Some(500.0)), "1.0k");
     }
 }

@@ -3,6 +3,7 @@
 //! `Result`: a chart that cannot be drawn is an error, never a panic.
 
 pub mod accuracy;
+pub mod axis;
 pub mod decode;
 pub mod memory;
 pub mod prefill;
@@ -13,11 +14,14 @@ pub mod trend;
 use std::path::Path;
 use std::sync::Once;
 
-use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::combinators::LogCoord;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use results::{Metric, Results};
 
+use self::axis::Axis;
 use crate::{ReportError, Result};
 
 /// One point with its spread (p10–p90).
@@ -168,34 +172,14 @@ fn register_fonts() {
     });
 }
 
-/// A log-axis range covering `values` with some margin.
-fn log_range(values: impl Iterator<Item = f64>) -> Option<std::ops::Range<f64>> {
-    let (lo, hi) = values
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
-    if !lo.is_finite() {
-        return None;
-    }
-    let (lo, hi) = if hi / lo < 1.5 {
-        (lo / 1.3, hi * 1.3)
-    } else {
-        (lo / 1.15, hi * 1.15)
-    };
-    Some(lo..hi)
-}
-
 fn legend_rows(data: &PlotData) -> usize {
     data.series.len() + data.markers.len() + usize::from(data.reference_y.is_some())
 }
 
-/// Raises the top of a log range so that the legend (upper left, about 20 px a row of
-/// a ~400 px plot) sits above the data instead of over it.
-fn legend_headroom(ys: std::ops::Range<f64>, rows: usize) -> std::ops::Range<f64> {
-    let covered = ((rows as f64 * 20.0 + 24.0) / 400.0).min(0.6);
-    let span = (ys.end / ys.start).ln() / (1.0 - covered);
-    ys.start..ys.start * span.exp()
+/// The share of the plot height to keep free at the top so that the legend (upper left,
+/// about 20 px a row of a ~400 px plot) sits above the data instead of over it.
+fn legend_headroom(data: &PlotData) -> f64 {
+    ((legend_rows(data) as f64 * 20.0 + 24.0) / 400.0).min(0.6)
 }
 
 const PALETTE: [RGBColor; 6] = [
@@ -207,100 +191,97 @@ const PALETTE: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
+/// An axis as plotters draws it: mesh lines and labels at exactly the ticks of an
+/// [`Axis`] (plotters' own choice leaves a log range of less than a decade unlabelled).
+struct Coord {
+    scale: Scale,
+    ticks: Vec<f64>,
+}
+
+enum Scale {
+    Linear(RangedCoordf64),
+    Log(LogCoord<f64>),
+}
+
+impl From<&Axis> for Coord {
+    fn from(axis: &Axis) -> Self {
+        let range = axis.range.clone();
+        Self {
+            scale: if axis.log {
+                Scale::Log(range.log_scale().into())
+            } else {
+                Scale::Linear(range.into())
+            },
+            ticks: axis.ticks.clone(),
+        }
+    }
+}
+
+impl Ranged for Coord {
+    type ValueType = f64;
+    type FormatOption = DefaultFormatting;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        match &self.scale {
+            Scale::Linear(c) => c.map(value, limit),
+            Scale::Log(c) => c.map(value, limit),
+        }
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        // Bold mesh lines at the ticks, no light ones.
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        match &self.scale {
+            Scale::Linear(c) => c.range(),
+            Scale::Log(c) => c.range(),
+        }
+    }
+}
+
 fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &PlotData) -> Result<()> {
     root.fill(&WHITE).map_err(chart_error)?;
-    let points = || data.series.iter().flat_map(|s| s.points.iter());
     let no_data = || ReportError::Chart(format!("{}: no positive data to plot", data.title));
-    match data.y_axis {
+    let points = || data.series.iter().flat_map(|s| s.points.iter());
+    let headroom = legend_headroom(data);
+    let y = match data.y_axis {
         YAxis::Log => {
-            let ys = log_range(
-                points()
-                    .flat_map(|p| [p.y, p.lo, p.hi])
-                    .chain(data.reference_y.iter().map(|r| r.0)),
-            )
-            .ok_or_else(no_data)?;
-            let ys = legend_headroom(ys, legend_rows(data));
-            draw_x(root, data, ys.clone().log_scale(), ys)
+            let values = points()
+                .flat_map(|p| [p.y, p.lo, p.hi])
+                .chain(data.reference_y.iter().map(|r| r.0));
+            Axis::log(values, headroom).ok_or_else(no_data)?
         }
-        YAxis::Linear { lo, hi } => {
-            // Room above `hi` for the legend.
-            let top = hi + (hi - lo) * (legend_rows(data) as f64 * 0.06 + 0.05);
-            draw_x(root, data, lo..top, lo..top)
-        }
-    }
-}
-
-/// Draws with the x axis of `data` and the given y axis (`ys`: its range).
-fn draw_x<DB, Y>(
-    root: &DrawingArea<DB, Shift>,
-    data: &PlotData,
-    y_spec: Y,
-    ys: std::ops::Range<f64>,
-) -> Result<()>
-where
-    DB: DrawingBackend,
-    Y: AsRangedCoord<Value = f64> + Clone,
-    Y::CoordDescType: ValueFormatter<f64>,
-{
-    let points = || data.series.iter().flat_map(|s| s.points.iter());
-    let no_data = || ReportError::Chart(format!("{}: no positive data to plot", data.title));
-    let xs = points()
-        .map(|p| p.x)
-        .chain(data.markers.iter().map(|m| m.x));
-    match data.x_axis {
+        YAxis::Linear { lo, hi } => Axis::linear(lo, hi, headroom),
+    };
+    let x = match data.x_axis {
         XAxis::Lengths => {
-            let range = log_range(xs).ok_or_else(no_data)?;
-            // Label the measured lengths themselves, not round numbers between them.
-            let mut keys: Vec<f64> = points().map(|p| p.x).collect();
-            keys.sort_by(f64::total_cmp);
-            keys.dedup();
-            let label = |x: &f64| crate::format::length(x.round() as usize);
-            draw_on(
-                root,
-                data,
-                range.log_scale().with_key_points(keys),
-                y_spec,
-                ys,
-                &label,
-            )
+            let measured: Vec<f64> = points().map(|p| p.x).collect();
+            Axis::lengths(&measured, data.markers.iter().map(|m| m.x)).ok_or_else(no_data)?
         }
-        XAxis::Index => {
-            let hi = xs.fold(1.0f64, f64::max);
-            let label = |x: &f64| {
-                let whole = (x - x.round()).abs() < 1e-9;
-                if whole {
-                    format!("{x:.0}")
-                } else {
-                    String::new()
-                }
-            };
-            draw_on(root, data, 0.5..hi + 0.5, y_spec, ys, &label)
-        }
-    }
+        XAxis::Index => Axis::index(points().map(|p| p.x.round() as usize).max().unwrap_or(1)),
+    };
+    draw_on(root, data, &x, &y)
 }
 
-fn draw_on<DB, X, Y>(
+fn draw_on<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     data: &PlotData,
-    x_spec: X,
-    y_spec: Y,
-    ys: std::ops::Range<f64>,
-    x_label: &dyn Fn(&f64) -> String,
-) -> Result<()>
-where
-    DB: DrawingBackend,
-    X: AsRangedCoord<Value = f64>,
-    X::CoordDescType: ValueFormatter<f64>,
-    Y: AsRangedCoord<Value = f64>,
-    Y::CoordDescType: ValueFormatter<f64>,
-{
-    let (y0, y1) = (ys.start, ys.end);
+    x: &Axis,
+    y: &Axis,
+) -> Result<()> {
+    let (y0, y1) = (y.range.start, y.range.end);
     let mut chart = ChartBuilder::on(root)
         .caption(&data.title, ("sans-serif", 22))
         .margin(14)
         .x_label_area_size(46)
         .y_label_area_size(78)
-        .build_cartesian_2d(x_spec, y_spec)
+        .build_cartesian_2d(Coord::from(x), Coord::from(y))
         .map_err(chart_error)?;
     let (x0, x1) = {
         let r = chart.x_range();
@@ -310,8 +291,8 @@ where
         .configure_mesh()
         .x_desc(&data.x_label)
         .y_desc(&data.y_label)
-        .x_label_formatter(x_label)
-        .y_label_formatter(&|y| crate::format::compact(*y))
+        .x_label_formatter(&|v| x.label(*v))
+        .y_label_formatter(&|v| y.label(*v))
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 16))
         .draw()
@@ -383,4 +364,54 @@ pub fn render_png(data: &PlotData, ctx: PlotContext, path: &Path) -> Result<()> 
     register_fonts();
     let root = BitMapBackend::new(path, (ctx.width, ctx.height)).into_drawing_area();
     draw(&root, data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text of every `<text>` element of an SVG document.
+    fn texts(svg: &str) -> Vec<&str> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| t.split_once('>')?.1.split_once("</text>"))
+            .map(|(text, _)| text.trim())
+            .collect()
+    }
+
+    #[test]
+    fn a_log_range_narrower_than_a_decade_has_labelled_y_ticks() {
+        // Decode latency of the default suite, 23–28 ms: no power of ten inside.
+        let series = |label: &str, ys: [f64; 3]| Series {
+            label: label.into(),
+            points: [128.0, 1024.0, 4096.0]
+                .into_iter()
+                .zip(ys)
+                .map(|(x, y)| Point {
+                    x,
+                    y,
+                    lo: y * 0.98,
+                    hi: y * 1.02,
+                })
+                .collect(),
+        };
+        let data = PlotData {
+            title: "decode".into(),
+            x_axis: XAxis::Lengths,
+            x_label: "depth".into(),
+            y_label: "ms per token".into(),
+            series: vec![
+                series("rwkv", [23.1, 23.4, 23.9]),
+                series("llama", [24.0, 25.2, 27.9]),
+            ],
+            reference_y: None,
+            markers: Vec::new(),
+            y_axis: YAxis::Log,
+        };
+        let svg = render_svg(&data, PlotContext::default()).expect("drawn");
+        let texts = texts(&svg);
+        for label in ["128", "1k", "4k", "20", "22", "24", "26", "28", "30"] {
+            assert!(texts.contains(&label), "no label {label} in {texts:?}");
+        }
+    }
 }
