@@ -156,15 +156,21 @@ fn truncation_report(path: &Path) -> Option<String> {
     for &at in &hits {
         let mut header = [0u8; 30];
         file.seek(SeekFrom::Start(at)).ok()?;
-        if file.read_exact(&mut header).is_err() {
+        let mut name = Vec::new();
+        let complete = file.read_exact(&mut header).is_ok() && {
+            name.resize(u16::from_le_bytes([header[26], header[27]]) as usize, 0);
+            file.read_exact(&mut name).is_ok()
+        };
+        if !complete && at == 0 {
+            return Some(format!(
+                "the file is truncated ({len} bytes) inside its first zip entry header"
+            ));
+        }
+        if !complete {
             continue;
         }
-        let name_len = u16::from_le_bytes([header[26], header[27]]) as usize;
+        let name_len = name.len();
         let extra_len = u16::from_le_bytes([header[28], header[29]]) as u64;
-        let mut name = vec![0u8; name_len];
-        if file.read_exact(&mut name).is_err() {
-            continue;
-        }
         let Ok(name) = String::from_utf8(name) else {
             continue;
         };
@@ -214,7 +220,14 @@ fn truncation_report(path: &Path) -> Option<String> {
         lost.push((order, info.name, detail));
     }
     lost.sort();
-    let (_, key, detail) = lost.first()?;
+    let Some((_, key, detail)) = lost.first() else {
+        // Every tensor is whole, yet the archive does not open: what is missing is the
+        // zip directory, which comes after all the data.
+        return Some(format!(
+            "the file is truncated ({len} bytes) after the data of all {n_tensors} tensors: \
+             its zip directory is missing"
+        ));
+    };
     Some(format!(
         "the file is truncated ({len} bytes): tensor `{key}` is cut off ({detail}); {} of {} \
          tensors are incomplete",
