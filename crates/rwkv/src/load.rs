@@ -117,14 +117,15 @@ impl Source for PthSource {
     }
 }
 
-/// Says which tensor a truncated `.pth` file lost.
+/// Says which tensor a truncated `.pth` file lost (any PyTorch zip checkpoint, not
+/// only RWKV's).
 ///
 /// A zip archive keeps its directory at the end, so a truncated file cannot be opened
 /// as a zip at all. Its entries still start with local headers, though, and the first
 /// one is the pickled index (`<name>/data.pkl`) that lists every tensor's storage. So
 /// this finds the local headers, reads the index, and names the first tensor whose
 /// storage is missing or short. `None` when the file does not look like that.
-fn truncation_report(path: &Path) -> Option<String> {
+pub fn truncation_report(path: &Path) -> Option<String> {
     const SIGNATURE: &[u8; 4] = b"PK\x03\x04";
     let mut file = File::open(path).ok()?;
     let len = file.metadata().ok()?.len();
