@@ -52,11 +52,18 @@ pub fn read_tensors(path: &Path, dtype: DType, device: &Device) -> Result<HashMa
             Some("pth" | "pt" | "bin")
         );
         let tensors: Vec<(String, Tensor)> = if is_pth {
-            candle_core::pickle::read_all(file)
+            candle_core::pickle::read_all(file).map_err(|e| {
+                let report = rwkv::load::truncation_report(file);
+                checkpoint_error(
+                    file,
+                    report.unwrap_or_else(|| format!("cannot read checkpoint: {e}")),
+                )
+            })?
         } else {
-            candle_core::safetensors::load(file, device).map(|m| m.into_iter().collect())
-        }
-        .map_err(|e| checkpoint_error(file, format!("cannot read checkpoint: {e}")))?;
+            candle_core::safetensors::load(file, device)
+                .map(|m| m.into_iter().collect())
+                .map_err(|e| checkpoint_error(file, format!("cannot read checkpoint: {e}")))?
+        };
         for (name, t) in tensors {
             let t = t.to_device(device)?.to_dtype(dtype)?;
             out.insert(name, t);

@@ -26,7 +26,7 @@ pub enum Error {
     Cell(String),
 
     /// A tokenizer file that cannot be read or parsed, or text it cannot encode.
-    #[error("tokenizer {path}: {message}")]
+    #[error("tokenizer {path}: {}", results::error::one_line(.message))]
     Tokenizer { path: PathBuf, message: String },
 
     /// A user task file line that does not parse; nothing is skipped silently.

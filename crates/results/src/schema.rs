@@ -94,12 +94,14 @@ impl Results {
     /// Reads and checks a results file: a truncated file, another schema version or a
     /// document that is not a results file each get a message naming the file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        // Bytes, not a string: a file cut inside a multi-byte character is truncated
+        // JSON, not an I/O error.
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let fail = |message: String| Error::Results {
             path: path.to_path_buf(),
             message,
         };
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
             if e.is_eof() {
                 fail(format!("truncated JSON ({e})"))
             } else {

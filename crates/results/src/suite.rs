@@ -1,6 +1,7 @@
 //! Suite files: which models, lengths and measurements a run makes (TOML).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -235,8 +236,21 @@ impl Suite {
         if c.sampling.max_seconds_per_cell.is_nan() || c.sampling.max_seconds_per_cell <= 0.0 {
             return fail("`sampling.max_seconds_per_cell` must be positive".into());
         }
-        if c.limits.cell_timeout_s.is_nan() || c.limits.cell_timeout_s <= 0.0 {
-            return fail("`limits.cell_timeout_s` must be positive".into());
+        // The runner turns it into a `Duration`, which holds neither `inf` nor 1e20 s.
+        let timeout = c.limits.cell_timeout_s;
+        if !(timeout > 0.0 && Duration::try_from_secs_f64(timeout).is_ok()) {
+            return fail(format!(
+                "`limits.cell_timeout_s` is {timeout}: it must be a positive, finite number \
+                 of seconds"
+            ));
+        }
+        if let Some(mb) = c.limits.memory_budget_mb {
+            if mb == 0 || mb.checked_mul(1 << 20).is_none() {
+                return fail(format!(
+                    "`limits.memory_budget_mb` is {mb}: it must be at least 1 and at most {}",
+                    u64::MAX >> 20
+                ));
+            }
         }
         if !(c.measure.prefill || c.measure.decode || c.measure.memory) && c.accuracy.is_none() {
             return fail("`measure` turns every measurement off".into());
@@ -248,15 +262,16 @@ impl Suite {
     }
 
     /// Positions a cell of length `seq_len` needs: the prompt and the decode steps
-    /// after it.
+    /// after it. Saturates, so that an absurd length fails a model's limit rather than
+    /// wrapping below it.
     pub fn positions_needed(&self, seq_len: usize) -> usize {
         let s = &self.config.sampling;
-        seq_len
-            + if self.config.measure.decode {
-                s.decode_warmup + s.decode_tokens
-            } else {
-                0
-            }
+        let decode = if self.config.measure.decode {
+            s.decode_warmup.saturating_add(s.decode_tokens)
+        } else {
+            0
+        };
+        seq_len.saturating_add(decode)
     }
 }
 
@@ -320,5 +335,22 @@ seq_lens = [16, 64]
             .unwrap_err()
             .to_string();
         assert!(e.contains("models") && e.contains("NAME:PATH"), "{e}");
+    }
+
+    /// Values TOML accepts that the runner cannot use (found by tests/bad_input.rs).
+    #[test]
+    fn limits_the_runner_cannot_hold_are_rejected() {
+        for timeout in ["inf", "nan", "1e20", "0", "-1"] {
+            let text = format!("{MINIMAL}[limits]\ncell_timeout_s = {timeout}\n");
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(e.contains("`limits.cell_timeout_s`"), "{e}");
+        }
+        for mb in ["0", "18446744073709551615"] {
+            let text = format!("{MINIMAL}[limits]\nmemory_budget_mb = {mb}\n");
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(e.contains("`limits.memory_budget_mb`"), "{e}");
+        }
+        let s = parse(&MINIMAL.replace("[16, 64]", "[18446744073709551615]")).unwrap();
+        assert_eq!(s.positions_needed(usize::MAX), usize::MAX);
     }
 }

@@ -117,14 +117,15 @@ impl Source for PthSource {
     }
 }
 
-/// Says which tensor a truncated `.pth` file lost.
+/// Says which tensor a truncated `.pth` file lost (any PyTorch zip checkpoint, not
+/// only RWKV's).
 ///
 /// A zip archive keeps its directory at the end, so a truncated file cannot be opened
 /// as a zip at all. Its entries still start with local headers, though, and the first
 /// one is the pickled index (`<name>/data.pkl`) that lists every tensor's storage. So
 /// this finds the local headers, reads the index, and names the first tensor whose
 /// storage is missing or short. `None` when the file does not look like that.
-fn truncation_report(path: &Path) -> Option<String> {
+pub fn truncation_report(path: &Path) -> Option<String> {
     const SIGNATURE: &[u8; 4] = b"PK\x03\x04";
     let mut file = File::open(path).ok()?;
     let len = file.metadata().ok()?.len();
@@ -156,15 +157,21 @@ fn truncation_report(path: &Path) -> Option<String> {
     for &at in &hits {
         let mut header = [0u8; 30];
         file.seek(SeekFrom::Start(at)).ok()?;
-        if file.read_exact(&mut header).is_err() {
+        let mut name = Vec::new();
+        let complete = file.read_exact(&mut header).is_ok() && {
+            name.resize(u16::from_le_bytes([header[26], header[27]]) as usize, 0);
+            file.read_exact(&mut name).is_ok()
+        };
+        if !complete && at == 0 {
+            return Some(format!(
+                "the file is truncated ({len} bytes) inside its first zip entry header"
+            ));
+        }
+        if !complete {
             continue;
         }
-        let name_len = u16::from_le_bytes([header[26], header[27]]) as usize;
+        let name_len = name.len();
         let extra_len = u16::from_le_bytes([header[28], header[29]]) as u64;
-        let mut name = vec![0u8; name_len];
-        if file.read_exact(&mut name).is_err() {
-            continue;
-        }
         let Ok(name) = String::from_utf8(name) else {
             continue;
         };
@@ -214,7 +221,14 @@ fn truncation_report(path: &Path) -> Option<String> {
         lost.push((order, info.name, detail));
     }
     lost.sort();
-    let (_, key, detail) = lost.first()?;
+    let Some((_, key, detail)) = lost.first() else {
+        // Every tensor is whole, yet the archive does not open: what is missing is the
+        // zip directory, which comes after all the data.
+        return Some(format!(
+            "the file is truncated ({len} bytes) after the data of all {n_tensors} tensors: \
+             its zip directory is missing"
+        ));
+    };
     Some(format!(
         "the file is truncated ({len} bytes): tensor `{key}` is cut off ({detail}); {} of {} \
          tensors are incomplete",

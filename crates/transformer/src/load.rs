@@ -7,6 +7,7 @@
 //! shard names the index and a tensor it should hold.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -41,8 +42,55 @@ fn open_file(path: &Path) -> Result<MmapedSafetensors> {
     // SAFETY: the mapping is only read, while the model is built; the `Checkpoint`
     // (and with it the mapping) is dropped once the tensors are copied out. As with
     // every memory-mapped loader, truncating the file meanwhile would fault.
-    unsafe { MmapedSafetensors::new(path) }
-        .map_err(|e| Error::checkpoint(path, format!("not a safetensors file: {e}")))
+    unsafe { MmapedSafetensors::new(path) }.map_err(|e| {
+        let message = truncation_report(path).unwrap_or_else(|| {
+            // candle repeats the path, which the message already starts with.
+            let e = match e {
+                candle_core::Error::WithPath { inner, .. } => *inner,
+                e => e,
+            };
+            format!("not a safetensors file: {e}")
+        });
+        Error::checkpoint(path, message)
+    })
+}
+
+/// Says what a safetensors file that does not open lacks, when it is shorter than its
+/// own header says (the state an interrupted download leaves): the header, or the
+/// data of the first tensor it cuts. `None` when the file does not look like that.
+fn truncation_report(path: &Path) -> Option<String> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let mut n = [0u8; 8];
+    if file.read_exact(&mut n).is_err() {
+        return Some(format!("too short for a safetensors header ({len} bytes)"));
+    }
+    // The safetensors crate's own limit: anything longer is not a header length.
+    let n = u64::from_le_bytes(n);
+    if n > 100 << 20 {
+        return None;
+    }
+    if 8 + n > len {
+        return Some(format!(
+            "the file is truncated ({len} bytes) inside its {n}-byte safetensors header"
+        ));
+    }
+    let mut header = vec![0u8; n as usize];
+    file.read_exact(&mut header).ok()?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).ok()?;
+    let (start, end, name) = header
+        .iter()
+        .filter_map(|(name, info)| {
+            let offsets = info.get("data_offsets")?;
+            let (a, b) = (offsets.get(0)?.as_u64()?, offsets.get(1)?.as_u64()?);
+            let (start, end) = ((8 + n).checked_add(a)?, (8 + n).checked_add(b)?);
+            (end > len).then_some((start, end, name))
+        })
+        .min()?;
+    Some(format!(
+        "the file is truncated ({len} bytes): tensor `{name}` needs bytes {start}..{end}"
+    ))
 }
 
 impl Checkpoint {

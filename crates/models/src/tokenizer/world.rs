@@ -16,8 +16,11 @@ use crate::{Error, Result};
 /// A world vocabulary and its byte trie.
 pub struct WorldTokenizer {
     path: PathBuf,
-    /// Bytes of each id; `None` for ids the file does not define.
-    tokens: Vec<Option<Vec<u8>>>,
+    /// Bytes of each id the file defines. A map, not a table indexed by id: ids need
+    /// not be dense, and one huge id must not allocate a huge table.
+    tokens: HashMap<u32, Vec<u8>>,
+    /// One more than the largest id.
+    vocab_size: usize,
     /// Trie edges: (node, byte) -> child node. Node 0 is the root.
     edges: HashMap<(u32, u8), u32>,
     /// The token that ends at each node, if any.
@@ -36,7 +39,7 @@ impl WorldTokenizer {
             path: path.to_path_buf(),
             message: format!("line {line}: {message}"),
         };
-        let mut entries: Vec<(u32, Vec<u8>)> = Vec::new();
+        let mut entries: Vec<(usize, u32, Vec<u8>)> = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let n = i + 1;
             if line.trim().is_empty() {
@@ -69,7 +72,7 @@ impl WorldTokenizer {
             if bytes.is_empty() {
                 return Err(fail(n, "empty token".into()));
             }
-            entries.push((id, bytes));
+            entries.push((n, id, bytes));
         }
         if entries.is_empty() {
             return Err(Error::Tokenizer {
@@ -77,21 +80,17 @@ impl WorldTokenizer {
                 message: "no tokens in the file".into(),
             });
         }
-        let size = entries
+        let vocab_size = entries
             .iter()
-            .map(|(id, _)| *id as usize)
+            .map(|(_, id, _)| *id as usize + 1)
             .max()
-            .unwrap_or(0)
-            + 1;
-        let mut tokens: Vec<Option<Vec<u8>>> = vec![None; size];
+            .unwrap_or(0);
+        let mut tokens: HashMap<u32, Vec<u8>> = HashMap::with_capacity(entries.len());
         let mut edges = HashMap::new();
         let mut terminal: Vec<Option<u32>> = vec![None];
-        for (id, bytes) in entries {
-            if tokens[id as usize].is_some() {
-                return Err(Error::Tokenizer {
-                    path: path.to_path_buf(),
-                    message: format!("token id {id} is defined twice"),
-                });
+        for (n, id, bytes) in entries {
+            if tokens.contains_key(&id) {
+                return Err(fail(n, format!("token id {id} is defined twice")));
             }
             let mut node = 0u32;
             for &b in &bytes {
@@ -102,11 +101,12 @@ impl WorldTokenizer {
             }
             // Two ids with the same bytes: the first one wins, as in the official code.
             terminal[node as usize].get_or_insert(id);
-            tokens[id as usize] = Some(bytes);
+            tokens.insert(id, bytes);
         }
         Ok(Self {
             path: path.to_path_buf(),
             tokens,
+            vocab_size,
             edges,
             terminal,
         })
@@ -145,7 +145,7 @@ impl Tokenizer for WorldTokenizer {
     }
 
     fn vocab_size(&self) -> usize {
-        self.tokens.len()
+        self.vocab_size
     }
 
     fn encode(&self, text: &str) -> Result<Vec<u32>> {
@@ -155,14 +155,10 @@ impl Tokenizer for WorldTokenizer {
     fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         for &id in ids {
-            let bytes = self
-                .tokens
-                .get(id as usize)
-                .and_then(Option::as_ref)
-                .ok_or_else(|| Error::Tokenizer {
-                    path: self.path.clone(),
-                    message: format!("token {id} is not in the vocabulary"),
-                })?;
+            let bytes = self.tokens.get(&id).ok_or_else(|| Error::Tokenizer {
+                path: self.path.clone(),
+                message: format!("token {id} is not in the vocabulary"),
+            })?;
             out.extend_from_slice(bytes);
         }
         Ok(out)
