@@ -133,7 +133,7 @@ pub fn efficiency(
     state_bytes: Option<f64>,
 ) -> Option<Efficiency> {
     let seconds = median_ms / 1e3;
-    if !(seconds > 0.0) {
+    if seconds.is_nan() || seconds <= 0.0 {
         return None;
     }
     let (bound, work, roof_per_s) = match metric {

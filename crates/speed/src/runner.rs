@@ -16,6 +16,9 @@ use crate::measure::calibrate::CalibrationPlan;
 use crate::measure::isolate::{calibrate_isolated, run_isolated, CellLimits, Launcher};
 use crate::measure::{CellEvent, CellOutcome, CellPlan};
 
+/// A metric's pooled samples and how many each process took.
+type Split = (Vec<f64>, Vec<usize>);
+
 /// Turns the raw samples of a cell's processes into records, for the measurements the
 /// suite asked for. Timings pool every process's samples (split by process, for the
 /// intervals); memory gives one sample per process. With a roofline, prefill and
@@ -30,17 +33,17 @@ pub fn cell_records(
         return Vec::new();
     };
     let m = suite.config.measure;
-    let pooled = |f: fn(&CellOutcome) -> &[f64]| -> (Vec<f64>, Vec<usize>) {
+    let pooled = |f: fn(&CellOutcome) -> &[f64]| -> Split {
         let samples = outcomes.iter().flat_map(|o| f(o).iter().copied()).collect();
         (samples, outcomes.iter().map(|o| f(o).len()).collect())
     };
-    let per_process = |f: fn(&CellOutcome) -> u64| -> (Vec<f64>, Vec<usize>) {
+    let per_process = |f: fn(&CellOutcome) -> u64| -> Split {
         (
             outcomes.iter().map(|o| f(o) as f64).collect(),
             vec![1; outcomes.len()],
         )
     };
-    let mut series: Vec<(Metric, (Vec<f64>, Vec<usize>))> = Vec::new();
+    let mut series: Vec<(Metric, Split)> = Vec::new();
     if m.prefill {
         let (prefill_ms, sizes) = pooled(|o| &o.prefill_ms);
         let tps = prefill_ms
