@@ -115,7 +115,8 @@ fn number() -> impl Strategy<Value = String> {
 }
 
 /// A string written as a TOML basic string: arbitrary text, or text shaped like the
-/// values suites hold (model specs, dtypes, task names, paths).
+/// values suites hold (model specs, dtypes, task names, paths). Quoted with Rust's
+/// escapes, which TOML shares except `\u{…}`: that one is bad input of its own.
 fn toml_string() -> impl Strategy<Value = String> {
     prop_oneof![
         any::<String>(),
@@ -531,7 +532,7 @@ fn member(pointer: &str) -> Option<(&str, String)> {
     Some((parent, key.replace("~1", "/").replace("~0", "~")))
 }
 
-/// Applies `edit` to the document text `text` (parsed as `doc`).
+/// Applies `edit` to the JSON document `text`.
 fn apply_json(text: &str, edit: &JsonEdit) -> String {
     let mut doc: Value = serde_json::from_str(text).expect("edits start from valid JSON");
     let ptrs = pointers(&doc);
