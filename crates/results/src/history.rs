@@ -101,12 +101,15 @@ pub fn append(path: &Path, entry: &Entry) -> Result<()> {
 
 /// Reads every line; a malformed line is an error naming its line number.
 pub fn load(path: &Path) -> Result<Vec<Entry>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    text.lines()
+    // Bytes, not a string: a line cut inside a multi-byte character is a malformed
+    // line (with its number), not an I/O error.
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    bytes
+        .split(|&b| b == b'\n')
         .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
+        .filter(|(_, l)| !l.trim_ascii().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| Error::Results {
+            serde_json::from_slice(l).map_err(|e| Error::Results {
                 path: path.to_path_buf(),
                 message: format!("line {}: {e}", i + 1),
             })
@@ -164,5 +167,18 @@ mod tests {
             .unwrap();
         let e = load(&path).unwrap_err().to_string();
         assert!(e.contains("history.jsonl: line 2"), "{e}");
+    }
+
+    #[test]
+    fn a_line_cut_inside_a_character_is_a_malformed_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.jsonl");
+        append(&path, &entry("abc")).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice("{\"suite\": \"é".as_bytes());
+        bytes.pop();
+        std::fs::write(&path, &bytes).unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        assert!(e.contains("h.jsonl") && e.contains("line 2"), "{e}");
     }
 }
