@@ -31,6 +31,9 @@ pub enum Command {
     Info,
     /// Write the logits of every position for given tokens (parity checks)
     Logits(LogitsArgs),
+    /// Write the next-token loss and the gradient of every parameter for given tokens
+    /// (gradient parity checks)
+    Grad(GradArgs),
     /// Measure accuracy across lengths: synthetic tasks, task files, perplexity; exit 1
     /// when a gate fails
     Eval(EvalArgs),
@@ -158,6 +161,19 @@ pub struct LogitsArgs {
     /// Element type the model runs in
     #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
     pub dtype: DtypeArg,
+}
+
+#[derive(clap::Args)]
+pub struct GradArgs {
+    /// Model spec, e.g. rwkv7:model.pth or rwkv7:preset=tiny
+    #[arg(long)]
+    pub model: ModelSpec,
+    /// Comma-separated token ids (at least 2)
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub tokens: Vec<u32>,
+    /// Output safetensors file: `loss` [1] and `grad.<checkpoint key>` per parameter, f32
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

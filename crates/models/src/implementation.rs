@@ -9,7 +9,8 @@ use results::{Arch, ModelInfo, ModelSpec, Weights};
 use crate::model::CausalLm;
 use crate::presets::Preset;
 use crate::synthetic::{param_count, specs};
-use crate::Result;
+use crate::trainable::Differentiable;
+use crate::{Error, Result};
 
 /// What every implementation needs to build a model.
 #[derive(Debug, Clone)]
@@ -119,6 +120,24 @@ pub trait Implementation: Sync {
         opts: &BuildOptions,
     ) -> Result<Box<dyn CausalLm>>;
 
+    /// A trainable model from a preset's random weights or a checkpoint; an error for
+    /// implementations without a backward pass.
+    fn build_trainable(
+        &self,
+        spec: &ModelSpec,
+        source: &TrainSource<'_>,
+        opts: &BuildOptions,
+    ) -> Result<Box<dyn Differentiable>> {
+        let _ = (source, opts);
+        Err(Error::spec(
+            spec,
+            format!(
+                "`{}` has no backward pass (training and `grad` take rwkv7 and llama)",
+                self.name()
+            ),
+        ))
+    }
+
     /// The description of a model this implementation built.
     fn info(
         &self,
@@ -145,6 +164,12 @@ pub trait Implementation: Sync {
             tied_embeddings: shape.tied_embeddings,
         }
     }
+}
+
+/// Where a trainable model's initial weights come from.
+pub enum TrainSource<'a> {
+    Preset(&'a Preset),
+    Path(&'a Path),
 }
 
 /// The weights description of a preset built with `opts`.

@@ -12,7 +12,9 @@ pub mod presets;
 pub mod registry;
 pub mod synthetic;
 pub mod tokenizer;
+pub mod trainable;
 
 pub use error::{Error, Result};
 pub use implementation::{candle_dtype, BuildOptions, Implementation};
 pub use model::CausalLm;
+pub use trainable::Differentiable;

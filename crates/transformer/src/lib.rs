@@ -19,6 +19,7 @@
 //! ```
 
 pub mod attention;
+pub mod attention_grad;
 pub mod config;
 pub mod error;
 pub mod kv_cache;
@@ -29,6 +30,7 @@ pub mod model;
 pub mod rope;
 pub mod sdpa;
 mod simd;
+pub mod train;
 
 pub use config::{Config, HfConfig, Llama3RopeScaling};
 pub use error::{Error, Result};

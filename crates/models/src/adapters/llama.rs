@@ -12,12 +12,13 @@ use transformer::{KvCache, Logits, Model};
 use crate::batched::Batched;
 use crate::checkpoint::from_transformer;
 use crate::implementation::{
-    checkpoint_weights, random_weights, About, BuildOptions, Implementation, Shape,
+    checkpoint_weights, random_weights, About, BuildOptions, Implementation, Shape, TrainSource,
 };
 use crate::model::CausalLm;
 use crate::presets::Preset;
 use crate::synthetic::{llama_specs, materialise};
-use crate::Result;
+use crate::trainable::Differentiable;
+use crate::{Error, Result};
 
 /// Our Llama-family decoder, `llama` in specs.
 pub struct LlamaImpl;
@@ -52,6 +53,28 @@ impl Implementation for LlamaImpl {
             opts,
             random_weights(preset, opts),
         )?))
+    }
+
+    fn build_trainable(
+        &self,
+        spec: &ModelSpec,
+        source: &TrainSource<'_>,
+        opts: &BuildOptions,
+    ) -> Result<Box<dyn Differentiable>> {
+        if opts.dtype != candle_core::DType::F32 {
+            return Err(Error::Unsupported(format!("{spec}: training runs in f32")));
+        }
+        let model = match source {
+            TrainSource::Path(dir) => transformer::train::Trainable::load_dir(dir, &opts.device),
+            TrainSource::Preset(preset) => {
+                let tensors =
+                    materialise(&llama_specs(preset), opts.seed, opts.dtype, &opts.device)?;
+                let vb = VarBuilder::from_tensors(tensors, opts.dtype, &opts.device);
+                transformer::train::Trainable::new(&preset.llama_config(), &vb)
+            }
+        }
+        .map_err(from_transformer)?;
+        Ok(Box::new(model))
     }
 
     /// A Hugging Face directory (`config.json` + safetensors, single file or sharded).
@@ -213,5 +236,19 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("/nonexistent"), "{e}");
+    }
+}
+
+impl Differentiable for transformer::train::Trainable {
+    fn loss(&self, tokens: &Tensor) -> Result<Tensor> {
+        transformer::train::Trainable::loss(self, tokens).map_err(from_transformer)
+    }
+
+    fn params(&self) -> Vec<(String, candle_core::Var)> {
+        self.vars().to_vec()
+    }
+
+    fn checkpoint_keys(&self) -> Vec<(String, Vec<usize>)> {
+        transformer::train::Trainable::tensor_shapes(self.config())
     }
 }

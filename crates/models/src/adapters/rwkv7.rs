@@ -11,10 +11,12 @@ use rwkv::{CheckpointShapes, Logits, Model, State};
 use crate::batched::Batched;
 use crate::implementation::{
     checkpoint_weights, dtype_name, random_weights, About, BuildOptions, Implementation, Shape,
+    TrainSource,
 };
 use crate::model::CausalLm;
 use crate::presets::Preset;
 use crate::synthetic::{materialise, param_count, rwkv7_specs};
+use crate::trainable::Differentiable;
 use crate::{Error, Result};
 
 /// Our RWKV-7, `rwkv7` in specs.
@@ -61,6 +63,39 @@ impl Implementation for Rwkv7Impl {
             weights,
             param_count(&specs),
         )?))
+    }
+
+    fn build_trainable(
+        &self,
+        spec: &ModelSpec,
+        source: &TrainSource<'_>,
+        opts: &BuildOptions,
+    ) -> Result<Box<dyn Differentiable>> {
+        require_f32(spec, opts)?;
+        let ckpt = match source {
+            TrainSource::Path(path) => {
+                rwkv::Checkpoint::load(path, &opts.device).map_err(model_error)?
+            }
+            TrainSource::Preset(preset) => {
+                let tensors =
+                    materialise(&rwkv7_specs(preset), opts.seed, DType::F32, &opts.device)?;
+                let shapes: CheckpointShapes = tensors
+                    .iter()
+                    .map(|(k, t)| (k.clone(), t.dims().to_vec()))
+                    .collect();
+                let config = shapes
+                    .into_config()
+                    .map_err(|e| Error::spec(spec, e.to_string()))?;
+                rwkv::Checkpoint {
+                    path: format!("preset {}", preset.name).into(),
+                    config,
+                    tensors,
+                }
+            }
+        };
+        Ok(Box::new(
+            rwkv::Trainable::from_checkpoint(ckpt).map_err(model_error)?,
+        ))
     }
 
     /// An official `.pth` (fp32/bf16/fp16) or a safetensors file with the same keys.
@@ -243,5 +278,19 @@ mod tests {
         };
         let e = build("rwkv7:preset=tiny", &opts).err().unwrap().to_string();
         assert!(e.contains("rwkv7:preset=tiny") && e.contains("f32"), "{e}");
+    }
+}
+
+impl Differentiable for rwkv::Trainable {
+    fn loss(&self, tokens: &Tensor) -> Result<Tensor> {
+        rwkv::Trainable::loss(self, tokens).map_err(model_error)
+    }
+
+    fn params(&self) -> Vec<(String, candle_core::Var)> {
+        self.vars().to_vec()
+    }
+
+    fn checkpoint_keys(&self) -> Vec<(String, Vec<usize>)> {
+        self.config().tensor_shapes()
     }
 }

@@ -55,6 +55,19 @@ fn matmul_point(m: usize, k: usize, n: usize, plan: &CalibrationPlan) -> Result<
     })
 }
 
+#[inline(always)]
+fn sum_body(xs: &[f32], out: &mut f32) {
+    *out = kernels::sum(xs);
+}
+
+kernels::dispatch!(
+    /// The sum compiled for the widest vectors the CPU has, as the models' decode
+    /// kernels are: a baseline SSE2 loop issues too few loads per cycle to keep a
+    /// core's share of the memory bus busy, and understated the bandwidth (decode
+    /// steps read "more than 100 %" of it).
+    fn sum_into(xs: &[f32], out: &mut f32) => sum_body
+);
+
 /// Read bandwidth with `threads` threads, each summing its own slice (a sum touches
 /// every byte once and is cheap enough to be memory-bound).
 fn read_gb_s(threads: usize) -> f64 {
@@ -64,7 +77,13 @@ fn read_gb_s(threads: usize) -> f64 {
         std::thread::scope(|s| {
             let parts: Vec<_> = buf
                 .chunks(chunk)
-                .map(|c| s.spawn(move || kernels::sum(c)))
+                .map(|c| {
+                    s.spawn(move || {
+                        let mut total = 0.0;
+                        sum_into(c, &mut total);
+                        total
+                    })
+                })
                 .collect();
             parts.into_iter().map(|p| p.join().unwrap_or(0.0)).sum()
         })
