@@ -149,6 +149,20 @@ impl Batched for Llama {
     }
 }
 
+impl Differentiable for transformer::train::Trainable {
+    fn loss(&self, tokens: &Tensor) -> Result<Tensor> {
+        transformer::train::Trainable::loss(self, tokens).map_err(from_transformer)
+    }
+
+    fn params(&self) -> Vec<(String, candle_core::Var)> {
+        self.vars().to_vec()
+    }
+
+    fn checkpoint_keys(&self) -> Vec<(String, Vec<usize>)> {
+        transformer::train::Trainable::tensor_shapes(self.config())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,19 +250,5 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("/nonexistent"), "{e}");
-    }
-}
-
-impl Differentiable for transformer::train::Trainable {
-    fn loss(&self, tokens: &Tensor) -> Result<Tensor> {
-        transformer::train::Trainable::loss(self, tokens).map_err(from_transformer)
-    }
-
-    fn params(&self) -> Vec<(String, candle_core::Var)> {
-        self.vars().to_vec()
-    }
-
-    fn checkpoint_keys(&self) -> Vec<(String, Vec<usize>)> {
-        transformer::train::Trainable::tensor_shapes(self.config())
     }
 }

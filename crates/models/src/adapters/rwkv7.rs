@@ -198,6 +198,20 @@ impl Batched for Rwkv7 {
     }
 }
 
+impl Differentiable for rwkv::Trainable {
+    fn loss(&self, tokens: &Tensor) -> Result<Tensor> {
+        rwkv::Trainable::loss(self, tokens).map_err(model_error)
+    }
+
+    fn params(&self) -> Vec<(String, candle_core::Var)> {
+        self.vars().to_vec()
+    }
+
+    fn checkpoint_keys(&self) -> Vec<(String, Vec<usize>)> {
+        self.config().tensor_shapes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,19 +292,5 @@ mod tests {
         };
         let e = build("rwkv7:preset=tiny", &opts).err().unwrap().to_string();
         assert!(e.contains("rwkv7:preset=tiny") && e.contains("f32"), "{e}");
-    }
-}
-
-impl Differentiable for rwkv::Trainable {
-    fn loss(&self, tokens: &Tensor) -> Result<Tensor> {
-        rwkv::Trainable::loss(self, tokens).map_err(model_error)
-    }
-
-    fn params(&self) -> Vec<(String, candle_core::Var)> {
-        self.vars().to_vec()
-    }
-
-    fn checkpoint_keys(&self) -> Vec<(String, Vec<usize>)> {
-        self.config().tensor_shapes()
     }
 }
