@@ -34,6 +34,9 @@ pub enum Command {
     /// Write the next-token loss and the gradient of every parameter for given tokens
     /// (gradient parity checks)
     Grad(GradArgs),
+    /// Train a model (AdamW, warm-up + cosine, clipping) on text or a synthetic task,
+    /// writing checkpoints in the model's own format and a JSON-lines loss log
+    Train(TrainArgs),
     /// Measure accuracy across lengths: synthetic tasks, task files, perplexity; exit 1
     /// when a gate fails
     Eval(EvalArgs),
@@ -174,6 +177,65 @@ pub struct GradArgs {
     /// Output safetensors file: `loss` [1] and `grad.<checkpoint key>` per parameter, f32
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Model spec to start from: a preset (random init) or a checkpoint
+    #[arg(long)]
+    pub model: ModelSpec,
+    /// Run directory: run.json, log.jsonl, step-NNNNNN/ checkpoints, latest
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Train on a text file or a directory of .txt files, in the model's tokenizer
+    #[arg(long, conflicts_with = "task", required_unless_present = "task")]
+    pub text: Option<PathBuf>,
+    /// Train on a synthetic task (loss on its answers only)
+    #[arg(long, value_enum)]
+    pub task: Option<TaskArg>,
+    /// A task setting, as in a suite's [tasks] table, e.g. mqar_pairs=16 (repeatable)
+    #[arg(long = "task-param", value_name = "KEY=VALUE")]
+    pub task_params: Vec<String>,
+    /// Optimizer steps in all (a resumed run goes on to this step)
+    #[arg(long, default_value_t = 200)]
+    pub steps: u64,
+    /// Sequences per step
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Tokens per sequence
+    #[arg(long, default_value_t = 256)]
+    pub seq_len: usize,
+    /// Peak learning rate
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Warm-up steps [default: 10 % of --steps]
+    #[arg(long)]
+    pub warmup: Option<u64>,
+    /// Final learning rate as a fraction of --lr (cosine decay)
+    #[arg(long, default_value_t = 0.1)]
+    pub min_lr_ratio: f64,
+    /// AdamW weight decay (matrices only)
+    #[arg(long, default_value_t = 0.1)]
+    pub weight_decay: f64,
+    /// Clip the global gradient norm to this
+    #[arg(long, default_value_t = 1.0)]
+    pub clip: f64,
+    /// Seeds the batches (and a preset's initial weights)
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write a checkpoint every N steps (and at the last)
+    #[arg(long, default_value_t = 50)]
+    pub checkpoint_every: u64,
+    /// Continue from the run directory's latest checkpoint, optimizer state included
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop after this step with a checkpoint, as if interrupted (the schedule stays
+    /// that of --steps; --resume goes on)
+    #[arg(long)]
+    pub stop_after: Option<u64>,
+    /// Compute threads (0 = every core)
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -18,6 +18,7 @@ fn run() -> anyhow::Result<ExitCode> {
         cli::Command::Info => commands::info::run(),
         cli::Command::Logits(args) => commands::logits::run(args),
         cli::Command::Grad(args) => commands::grad::run(args),
+        cli::Command::Train(args) => return commands::train::run(args),
         cli::Command::Eval(args) => return commands::eval::run(args),
         cli::Command::Cell => commands::cell::run(),
     }

@@ -7,6 +7,7 @@ pub mod runner;
 pub mod score;
 pub mod taskfile;
 pub mod tasks;
+pub mod train;
 
 pub use models::{Error, Result};
 pub use runner::{run_eval, EvalOptions};

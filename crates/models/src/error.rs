@@ -25,6 +25,11 @@ pub enum Error {
     #[error("{0}")]
     Cell(String),
 
+    /// A training run that cannot go on (a non-finite loss), or a run directory that
+    /// does not fit the run asked for.
+    #[error("{0}")]
+    Training(String),
+
     /// A tokenizer file that cannot be read or parsed, or text it cannot encode.
     #[error("tokenizer {path}: {}", results::error::one_line(.message))]
     Tokenizer { path: PathBuf, message: String },

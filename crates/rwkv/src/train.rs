@@ -28,6 +28,9 @@ pub struct Trainable {
     /// `v0`/`v1`/`v2` are not among them.
     vars: Vec<(String, Var)>,
     index: HashMap<String, usize>,
+    /// Tensors of the checkpoint the loss does not use (layer 0's `v0`/`v1`/`v2`),
+    /// kept so that a saved checkpoint has every key the original had.
+    unused: Vec<(String, Tensor)>,
 }
 
 impl Trainable {
@@ -39,9 +42,15 @@ impl Trainable {
             path,
         } = ckpt;
         let mut vars = Vec::new();
+        let mut unused = Vec::new();
         for (key, _) in config.tensor_shapes() {
             if let Some(t) = tensors.remove(&key) {
-                vars.push((key, Var::from_tensor(&t.to_dtype(DType::F32)?)?));
+                let t = t.to_dtype(DType::F32)?;
+                if Config::is_optional(&key) {
+                    unused.push((key, t));
+                } else {
+                    vars.push((key, Var::from_tensor(&t)?));
+                }
             } else if !Config::is_optional(&key) {
                 return Err(Error::checkpoint(
                     &path,
@@ -58,7 +67,21 @@ impl Trainable {
             cfg: config,
             vars,
             index,
+            unused,
         })
+    }
+
+    /// Writes every tensor under its official key, f32, as a safetensors file that
+    /// [`Checkpoint::load`] reads back.
+    pub fn save_safetensors(&self, path: &std::path::Path) -> Result<()> {
+        let mut all: HashMap<String, Tensor> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .collect();
+        all.extend(self.unused.iter().cloned());
+        candle_core::safetensors::save(&all, path)?;
+        Ok(())
     }
 
     pub fn config(&self) -> &Config {
@@ -113,12 +136,6 @@ impl Trainable {
         let x = self.layer_norm(&x, "ln_out")?;
         let logits = x.matmul(&self.p("head.weight")?.t()?)?;
         Ok(logits.reshape((batch, seq, self.cfg.vocab))?)
-    }
-
-    /// Mean cross-entropy of positions `0..T-1` predicting tokens `1..T` (the Hugging
-    /// Face `labels = input_ids` convention), a scalar.
-    pub fn loss(&self, tokens: &Tensor) -> Result<Tensor> {
-        next_token_loss(&self.logits(tokens)?, tokens)
     }
 
     /// `(x - mean) / sqrt(var + eps) · weight + bias` over the last dimension.
@@ -241,25 +258,6 @@ fn normalize_last(x: &Tensor, eps: f64) -> Result<Tensor> {
     let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
     let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
     Ok(centred.broadcast_div(&(var + eps)?.sqrt()?)?)
-}
-
-/// Mean cross-entropy of `logits (B, T, V)` at positions `0..T-1` against `tokens
-/// (B, T)` at `1..T`; an error for `T < 2`.
-pub fn next_token_loss(logits: &Tensor, tokens: &Tensor) -> Result<Tensor> {
-    let (batch, seq, vocab) = logits.dims3()?;
-    if seq < 2 {
-        return Err(Error::Input(format!(
-            "a loss needs at least 2 tokens per sequence, got {seq}"
-        )));
-    }
-    let inputs = logits
-        .narrow(1, 0, seq - 1)?
-        .reshape((batch * (seq - 1), vocab))?;
-    let targets = tokens
-        .narrow(1, 1, seq - 1)?
-        .flatten_all()?
-        .to_dtype(DType::U32)?;
-    Ok(candle_nn::loss::cross_entropy(&inputs, &targets)?)
 }
 
 #[cfg(test)]

@@ -95,6 +95,49 @@ impl Config {
         raw.into_config()
     }
 
+    /// A `config.json` in the transformers-4 layout that [`Config::from_json`] and
+    /// Hugging Face transformers both read back as this config: `qwen2` for q/k/v biases
+    /// without an output bias, `llama` otherwise.
+    pub fn to_hf_json(&self) -> Value {
+        let qwen2 = self.qkv_bias && !self.o_bias;
+        let (arch, model_type) = if qwen2 {
+            ("Qwen2ForCausalLM", "qwen2")
+        } else {
+            ("LlamaForCausalLM", "llama")
+        };
+        let mut cfg = serde_json::json!({
+            "architectures": [arch],
+            "model_type": model_type,
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "num_key_value_heads": self.num_key_value_heads,
+            "head_dim": self.head_dim,
+            "rms_norm_eps": self.rms_norm_eps,
+            "rope_theta": self.rope_theta,
+            "rope_scaling": self.rope_scaling.as_ref().map(|r| serde_json::json!({
+                "rope_type": "llama3",
+                "factor": r.factor,
+                "low_freq_factor": r.low_freq_factor,
+                "high_freq_factor": r.high_freq_factor,
+                "original_max_position_embeddings": r.original_max_position_embeddings,
+            })),
+            "max_position_embeddings": self.max_position_embeddings,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "hidden_act": "silu",
+            "torch_dtype": "float32",
+        });
+        if !qwen2 {
+            cfg["attention_bias"] = Value::Bool(self.qkv_bias);
+            cfg["mlp_bias"] = Value::Bool(self.mlp_bias);
+        } else {
+            cfg["use_sliding_window"] = Value::Bool(false);
+        }
+        cfg
+    }
+
     /// Query heads per kv head.
     pub fn kv_groups(&self) -> usize {
         self.num_attention_heads / self.num_key_value_heads

@@ -94,6 +94,23 @@ impl Trainable {
         Self::new(&cfg, &vb)
     }
 
+    /// Writes `config.json` and `model.safetensors` (f32, Hugging Face keys; no
+    /// `lm_head.weight` when tied) into `dir`, a directory [`Trainable::load_dir`] and
+    /// transformers' `from_pretrained` read back.
+    pub fn save_dir(&self, dir: &Path) -> Result<()> {
+        let cfg = serde_json::to_string_pretty(&self.cfg.to_hf_json())
+            .map_err(|e| Error::Unsupported(format!("config.json: {e}")))?;
+        let path = dir.join("config.json");
+        std::fs::write(&path, cfg + "\n").map_err(|e| Error::io(&path, e))?;
+        let tensors: std::collections::HashMap<String, Tensor> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .collect();
+        candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
+        Ok(())
+    }
+
     pub fn config(&self) -> &Config {
         &self.cfg
     }
@@ -179,22 +196,5 @@ impl Trainable {
         };
         Ok(x.matmul(&self.p(head)?.t()?)?
             .reshape((b, t, c.vocab_size))?)
-    }
-
-    /// Mean next-token cross-entropy (positions `0..T-1` predicting `1..T`), a scalar.
-    pub fn loss(&self, tokens: &Tensor) -> Result<Tensor> {
-        let logits = self.logits(tokens)?;
-        let (b, t, v) = logits.dims3()?;
-        if t < 2 {
-            return Err(Error::Unsupported(format!(
-                "a loss needs at least 2 tokens per sequence, got {t}"
-            )));
-        }
-        let inputs = logits.narrow(1, 0, t - 1)?.reshape((b * (t - 1), v))?;
-        let targets = tokens
-            .narrow(1, 1, t - 1)?
-            .flatten_all()?
-            .to_dtype(DType::U32)?;
-        Ok(candle_nn::loss::cross_entropy(&inputs, &targets)?)
     }
 }

@@ -133,7 +133,7 @@ fn apply_flags(config: &mut SuiteConfig, args: &EvalArgs) -> anyhow::Result<bool
 /// (rayon reads it once, when its pool starts). When it is not the suite's count, this
 /// runs the same command again in a child that has it, as `run` does for every cell,
 /// and returns the child's exit code.
-fn rerun_with_threads(threads: usize) -> anyhow::Result<Option<ExitCode>> {
+pub(crate) fn rerun_with_threads(threads: usize) -> anyhow::Result<Option<ExitCode>> {
     let want = resolve_threads(threads).to_string();
     if std::env::var(THREADS_ENV).ok().as_deref() == Some(want.as_str()) {
         return Ok(None);

@@ -3,7 +3,7 @@
 //! checkpoint's shape, f32), so anyone can check gradient parity on any checkpoint.
 
 use anyhow::{bail, Context};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use models::{registry, BuildOptions};
 
 use crate::cli::GradArgs;
@@ -15,22 +15,9 @@ pub fn run(args: GradArgs) -> anyhow::Result<()> {
     let opts = BuildOptions::default();
     let model = registry::build_trainable(&args.model, &opts)?;
     let tokens = Tensor::new(args.tokens.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
-    let loss = model.loss(&tokens)?;
-    let grads = loss.backward()?;
-    let params = model.params();
+    let (loss, grads) = models::trainable::gradients(model.as_ref(), &tokens)?;
     let mut out: Vec<(String, Tensor)> = vec![("loss".into(), loss.reshape(1)?)];
-    for (key, shape) in model.checkpoint_keys() {
-        let grad = params
-            .iter()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, v)| grads.get(v.as_tensor()).cloned());
-        let grad = match grad {
-            Some(g) => g.reshape(shape)?,
-            // Not a parameter the loss depends on (layer 0's value-residual tensors).
-            None => Tensor::zeros(shape, DType::F32, &Device::Cpu)?,
-        };
-        out.push((format!("grad.{key}"), grad));
-    }
+    out.extend(grads.into_iter().map(|(k, g)| (format!("grad.{k}"), g)));
     let bytes = safetensors::tensor::serialize(out.iter().map(|(k, t)| (k.as_str(), t)), None)
         .with_context(|| format!("serialising gradients for {}", args.out.display()))?;
     results::atomic::write(&args.out, &bytes)?;

@@ -7,3 +7,4 @@ pub mod info;
 pub mod logits;
 pub mod report;
 pub mod run;
+pub mod train;

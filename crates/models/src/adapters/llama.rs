@@ -2,7 +2,7 @@
 //! checkpoints from Hugging Face directories, or random weights of a preset (the same
 //! weights `llama-upstream` gets for the same seed).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarBuilder;
@@ -150,8 +150,12 @@ impl Batched for Llama {
 }
 
 impl Differentiable for transformer::train::Trainable {
-    fn loss(&self, tokens: &Tensor) -> Result<Tensor> {
-        transformer::train::Trainable::loss(self, tokens).map_err(from_transformer)
+    fn logits(&self, tokens: &Tensor) -> Result<Tensor> {
+        transformer::train::Trainable::logits(self, tokens).map_err(from_transformer)
+    }
+
+    fn vocab(&self) -> usize {
+        self.config().vocab_size
     }
 
     fn params(&self) -> Vec<(String, candle_core::Var)> {
@@ -160,6 +164,12 @@ impl Differentiable for transformer::train::Trainable {
 
     fn checkpoint_keys(&self) -> Vec<(String, Vec<usize>)> {
         transformer::train::Trainable::tensor_shapes(self.config())
+    }
+
+    /// A Hugging Face directory: `config.json` + `model.safetensors`.
+    fn save(&self, dir: &Path) -> Result<PathBuf> {
+        self.save_dir(dir).map_err(from_transformer)?;
+        Ok(dir.to_path_buf())
     }
 }
 

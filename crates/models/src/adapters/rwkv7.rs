@@ -1,7 +1,7 @@
 //! Our RWKV-7 (`crates/rwkv`): official `.pth`/safetensors checkpoints, or random
 //! weights of a preset (the same weights `rwkv7-upstream` gets for the same seed).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -199,8 +199,12 @@ impl Batched for Rwkv7 {
 }
 
 impl Differentiable for rwkv::Trainable {
-    fn loss(&self, tokens: &Tensor) -> Result<Tensor> {
-        rwkv::Trainable::loss(self, tokens).map_err(model_error)
+    fn logits(&self, tokens: &Tensor) -> Result<Tensor> {
+        rwkv::Trainable::logits(self, tokens).map_err(model_error)
+    }
+
+    fn vocab(&self) -> usize {
+        self.config().vocab
     }
 
     fn params(&self) -> Vec<(String, candle_core::Var)> {
@@ -209,6 +213,13 @@ impl Differentiable for rwkv::Trainable {
 
     fn checkpoint_keys(&self) -> Vec<(String, Vec<usize>)> {
         self.config().tensor_shapes()
+    }
+
+    /// `model.safetensors` under the official keys (the `.pth` loader's twin).
+    fn save(&self, dir: &Path) -> Result<PathBuf> {
+        let path = dir.join("model.safetensors");
+        self.save_safetensors(&path).map_err(model_error)?;
+        Ok(path)
     }
 }
 

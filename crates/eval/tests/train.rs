@@ -1,0 +1,212 @@
+//! The training loop on the `tiny` presets of both architectures: the loss falls, a
+//! run stopped and resumed equals the uninterrupted run bit for bit, checkpoints load
+//! through the registry as inference models with the same logits, and a diverging run
+//! stops with an error naming the step while its last good checkpoint stays.
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use eval::train::{self, checkpoint, Source, TrainConfig};
+use models::tokenizer::bytes::ByteTokenizer;
+use models::{registry, BuildOptions, Differentiable};
+use results::task::{TaskKind, TaskParams};
+use results::ModelSpec;
+
+const ARCHS: [&str; 2] = ["rwkv7", "llama"];
+
+fn spec(raw: &str) -> ModelSpec {
+    raw.parse().unwrap()
+}
+
+fn config(model: &str, steps: u64, lr: f64) -> TrainConfig {
+    TrainConfig {
+        model: model.into(),
+        data: "task copy".into(),
+        steps,
+        batch: 8,
+        seq_len: 48,
+        lr,
+        warmup: 2,
+        min_lr_ratio: 0.1,
+        weight_decay: 0.1,
+        beta1: 0.9,
+        beta2: 0.99,
+        clip: 1.0,
+        seed: 5,
+        checkpoint_every: 4,
+    }
+}
+
+fn copy_task(vocab: usize) -> Source {
+    Source::Task {
+        kind: TaskKind::Copy,
+        params: TaskParams {
+            copy_answer: 8,
+            token_vocab: 64,
+            ..TaskParams::default()
+        },
+        tokenizer: Box::new(ByteTokenizer),
+        vocab,
+    }
+}
+
+fn build(raw: &str) -> Box<dyn Differentiable> {
+    registry::build_trainable(&spec(raw), &BuildOptions::default()).unwrap()
+}
+
+fn losses(dir: &Path) -> Vec<f64> {
+    std::fs::read_to_string(dir.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<train::StepLog>(l).unwrap().loss)
+        .collect()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn the_loss_falls_on_a_copy_task() {
+    for arch in ARCHS {
+        let raw = format!("{arch}:preset=tiny");
+        let model = build(&raw);
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = config(&raw, 30, 3e-3);
+        let source = copy_task(model.vocab());
+        train::train(
+            model.as_ref(),
+            &source,
+            &cfg,
+            tmp.path(),
+            None,
+            None,
+            |_| {},
+        )
+        .unwrap();
+        let l = losses(tmp.path());
+        let first: f64 = l[..5].iter().sum::<f64>() / 5.0;
+        let last: f64 = l[l.len() - 5..].iter().sum::<f64>() / 5.0;
+        assert!(last < 0.8 * first, "{arch}: loss {first:.3} -> {last:.3}");
+    }
+}
+
+#[test]
+fn a_resumed_run_equals_the_uninterrupted_one_and_loads_everywhere() {
+    for arch in ARCHS {
+        let raw = format!("{arch}:preset=tiny");
+        let cfg = config(&raw, 8, 2e-3);
+        let whole = tempfile::tempdir().unwrap();
+        let model = build(&raw);
+        let source = copy_task(model.vocab());
+        let done = train::train(
+            model.as_ref(),
+            &source,
+            &cfg,
+            whole.path(),
+            None,
+            None,
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(done.last.step, 8);
+
+        let split = tempfile::tempdir().unwrap();
+        let first = build(&raw);
+        let half = train::train(
+            first.as_ref(),
+            &source,
+            &cfg,
+            split.path(),
+            None,
+            Some(5),
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(half.last.step, 5);
+        let saved = checkpoint::latest(split.path()).unwrap().unwrap();
+        let again = build(&format!("{arch}:{}", saved.model.display()));
+        train::train(
+            again.as_ref(),
+            &source,
+            &cfg,
+            split.path(),
+            Some(&saved),
+            None,
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(losses(whole.path()), losses(split.path()), "{arch}");
+        for ((key, x), (_, y)) in model.params().iter().zip(again.params().iter()) {
+            assert_eq!(
+                max_abs_diff(x.as_tensor(), y.as_tensor()),
+                0.0,
+                "{arch} {key}"
+            );
+        }
+
+        // The checkpoint is an inference model with the trained logits.
+        let path = checkpoint::latest(whole.path()).unwrap().unwrap().model;
+        let lm_spec = spec(&format!("{arch}:{}", path.display()));
+        let mut lm = registry::build(&lm_spec, &BuildOptions::default()).unwrap();
+        let tokens = [3u32, 17, 4, 9, 40, 2];
+        let got = lm.prefill(&tokens).unwrap().flatten_all().unwrap();
+        let t = Tensor::new(&tokens[..], &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let want = model
+            .logits(&t)
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .get(tokens.len() - 1)
+            .unwrap();
+        let d = max_abs_diff(&got, &want);
+        assert!(d < 1e-4, "{arch}: inference vs training logits {d}");
+    }
+}
+
+#[test]
+fn a_diverging_run_names_the_step_and_keeps_its_last_good_checkpoint() {
+    let raw = "llama:preset=tiny";
+    let model = build(raw);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(raw, 10, 1e30);
+    cfg.warmup = 0;
+    cfg.checkpoint_every = 1;
+    let source = copy_task(model.vocab());
+    let err = train::train(
+        model.as_ref(),
+        &source,
+        &cfg,
+        tmp.path(),
+        None,
+        None,
+        |_| {},
+    )
+    .err()
+    .expect("a learning rate of 1e30 diverges");
+    let msg = err.to_string();
+    assert!(msg.starts_with("step "), "{msg}");
+    assert!(
+        msg.contains("not finite") && msg.contains("last good checkpoint"),
+        "{msg}"
+    );
+    let saved = checkpoint::latest(tmp.path()).unwrap().unwrap();
+    assert!(msg.contains(&format!("(step {})", saved.step)), "{msg}");
+    let lm_spec = spec(&format!("llama:{}", saved.model.display()));
+    assert!(
+        registry::build(&lm_spec, &BuildOptions::default()).is_ok(),
+        "the last good checkpoint loads"
+    );
+}
