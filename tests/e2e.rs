@@ -102,6 +102,24 @@ fn ci_suite_runs_end_to_end_and_writes_valid_results() {
         assert!(median(peak[0]) >= median(loaded[0]));
     }
 
+    // Training cells for the models with a backward pass, in processes of their own.
+    for model in ["rwkv7:preset=tiny", "llama:preset=tiny"] {
+        for metric in ["train_step_time", "train_throughput", "train_peak_rss"] {
+            let rs = records(&results, model, metric);
+            let got: Vec<u64> = rs.iter().map(|r| r["seq_len"].as_u64().unwrap()).collect();
+            assert_eq!(got, lens, "{model} {metric}");
+        }
+        for r in records(&results, model, "train_step_time") {
+            assert_eq!(r["samples"].as_array().unwrap().len(), 3, "steps = 3: {r}");
+            let e = r["efficiency"]["fraction"].as_f64().unwrap();
+            assert!(e > 0.0 && e < 1.0, "{r}");
+        }
+    }
+    for model in ["rwkv7-upstream:preset=tiny", "llama-upstream:preset=tiny"] {
+        assert!(records(&results, model, "train_step_time").is_empty());
+    }
+    assert!(out.path().join("charts/train_throughput.svg").is_file());
+
     // The recurrent state is the same size at every length; the KV cache grows
     // linearly with it (exactly: 2 x layers x kv_heads x head_dim x 4 bytes per token).
     let rwkv = records(&results, "rwkv7-upstream:preset=tiny", "state_bytes");

@@ -45,6 +45,7 @@ fn run_writes_the_report_and_report_rewrites_it() {
         "speedup",
         "peak_rss",
         "state_bytes",
+        "train_throughput",
     ] {
         for ext in ["svg", "png"] {
             let path = dir.path().join(format!("charts/{chart}.{ext}"));
@@ -56,7 +57,7 @@ fn run_writes_the_report_and_report_rewrites_it() {
         }
     }
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
-    assert_eq!(html.matches("<svg").count(), 5, "every chart inline");
+    assert_eq!(html.matches("<svg").count(), 6, "every chart inline");
     for claim in [
         "constant per token",
         "grows linearly",

@@ -120,6 +120,11 @@ pub trait Implementation: Sync {
         opts: &BuildOptions,
     ) -> Result<Box<dyn CausalLm>>;
 
+    /// Whether [`Implementation::build_trainable`] builds models (a backward pass).
+    fn trains(&self) -> bool {
+        false
+    }
+
     /// A trainable model from a preset's random weights or a checkpoint; an error for
     /// implementations without a backward pass.
     fn build_trainable(

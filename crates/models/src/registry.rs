@@ -143,7 +143,19 @@ pub fn check_suite(suite: &Suite) -> Result<()> {
             }
         }
     }
+    if c.measure.train && !c.models.iter().any(trains) {
+        return Err(fail(
+            "`measure.train`: none of the models has a backward pass (rwkv7 and llama do); \
+             training cells are made for those that have one"
+                .into(),
+        ));
+    }
     Ok(())
+}
+
+/// Whether the spec's implementation can train (unknown implementations cannot).
+pub fn trains(spec: &ModelSpec) -> bool {
+    resolve(spec).is_ok_and(|imp| imp.trains())
 }
 
 #[cfg(test)]

@@ -66,6 +66,9 @@ const PRONOUNCED: f64 = 1.5;
 /// interval that excludes 0; it does not when the interval of the gap lies below this
 /// many points (a gap a task file of a few hundred items cannot resolve anyway).
 const RECALL_MARGIN: f64 = 0.05;
+/// "Training costs 40–60 % less": a transformer step at least 1/(1 - 0.4) = 1.67× an
+/// RWKV step, and at most 1/(1 - 0.6) = 2.5× within the claimed range.
+const TRAIN_SAVING: (f64, f64) = (1.0 / 0.6, 2.5);
 const EDGE_BUDGET: f64 = 8.0 * (1u64 << 30) as f64;
 
 /// Where an interval lies against a threshold: `Some(true)` wholly above,
@@ -397,6 +400,92 @@ fn long_speedup(results: &Results) -> Claim {
     }
 }
 
+fn train_cheaper(results: &Results) -> Claim {
+    const CLAIM: &str = "training costs 40–60 % less";
+    let Some((r, t)) = pair(results) else {
+        return not_measured(CLAIM, "needs one RWKV and one transformer model");
+    };
+    let mut steps: Vec<&Speedup> = results
+        .analysis
+        .speedups
+        .iter()
+        .filter(|s| s.metric == Metric::TrainStepTime && s.candidate == *r && s.baseline == *t)
+        .collect();
+    if steps.is_empty() {
+        return not_measured(
+            CLAIM,
+            "no training cells in this run (`[measure] train = true`, e.g. suites/train.toml)",
+        );
+    }
+    steps.sort_by_key(|s| s.seq_len);
+    let ci = |s: &Speedup| {
+        s.ci.unwrap_or(Interval {
+            lo: s.ratio,
+            hi: s.ratio,
+            level: CONFIDENCE,
+        })
+    };
+    let (low, high) = TRAIN_SAVING;
+    let parts: Vec<String> = steps
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {:.2}× [{:.2}, {:.2}]",
+                format::length(s.seq_len),
+                s.ratio,
+                ci(s).lo,
+                ci(s).hi
+            )
+        })
+        .collect();
+    // The shortest length from which every longer one saves at least 40 %.
+    let from = steps
+        .iter()
+        .rposition(|s| ci(s).lo <= low)
+        .map_or(Some(0), |i| (i + 1 < steps.len()).then_some(i + 1))
+        .map(|i| steps[i].seq_len);
+    let longest = steps[steps.len() - 1];
+    let holds = above(ci(longest), low);
+    let open: Vec<Open> = match holds {
+        None => vec![Open {
+            estimate: longest.ratio,
+            ci: ci(longest),
+            threshold: low,
+            n: longest.processes,
+        }],
+        _ => Vec::new(),
+    };
+    let (verdict, to_decide) = decide(holds, &open, "processes per cell");
+    let saving = |ratio: f64| 100.0 * (1.0 - 1.0 / ratio);
+    let range = if ci(longest).lo > high {
+        format!(
+            "; more than claimed (over 60 % less) at {}",
+            format::length(longest.seq_len)
+        )
+    } else {
+        String::new()
+    };
+    let from = match from {
+        Some(l) => format!("at least 40 % less from {}", format::length(l)),
+        None => "not 40 % less at any length measured".into(),
+    };
+    let tokens = format!(
+        " at {} tokens per step",
+        results.suite.config.train.tokens_per_step
+    );
+    Claim {
+        claim: CLAIM,
+        measured: format!(
+            "transformer step time / RWKV step time{tokens} (40–60 % less = {low:.2}× to \
+             {high:.1}×): {}; {from}{range} ({:.0} % less at the longest)",
+            parts.join(", "),
+            saving(longest.ratio)
+        ),
+        verdict,
+        to_decide,
+    }
+}
+
 fn fits_edge(results: &Results) -> Claim {
     const CLAIM: &str = "RWKV fits edge devices under 8 GB";
     let Some(r) = results
@@ -557,10 +646,7 @@ pub fn claims(results: &Results) -> Vec<Claim> {
         prefill_linear(results),
         memory_constant(results),
         long_speedup(results),
-        not_measured(
-            "training costs 40–60 % less",
-            "no training suite in this run (forward+backward is not measured yet)",
-        ),
+        train_cheaper(results),
         recall(results),
         fits_edge(results),
     ]

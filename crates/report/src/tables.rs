@@ -19,12 +19,15 @@ pub struct Table {
 }
 
 /// Metrics shown as models x lengths tables, in order.
-pub const SHOWN: [Metric; 5] = [
+pub const SHOWN: [Metric; 8] = [
     Metric::PrefillTime,
     Metric::PrefillThroughput,
     Metric::DecodeLatency,
     Metric::PeakRss,
     Metric::StateBytes,
+    Metric::TrainStepTime,
+    Metric::TrainThroughput,
+    Metric::TrainPeakRss,
 ];
 
 fn lengths(results: &Results) -> Vec<usize> {
@@ -78,6 +81,11 @@ pub fn metric(results: &Results, metric: Metric) -> Option<Table> {
         Metric::DecodeLatency => "Per single-token step at context depth = prompt length",
         Metric::PeakRss => "Of the isolated process that measured the cell",
         Metric::StateBytes => "Recurrent state or KV cache held after the prompt",
+        Metric::TrainStepTime | Metric::TrainThroughput => {
+            "One optimizer step (forward, backward, clipping, AdamW) at the suite's tokens per \
+             step, by sequence length"
+        }
+        Metric::TrainPeakRss => "Of the isolated process that took the training steps",
         _ => "By prompt length",
     };
     let mut header = vec!["model".to_string()];
@@ -220,6 +228,10 @@ pub fn fairness(results: &Results) -> Option<Table> {
             Metric::DecodeLatency,
             format!("decode, % of {:.1} GB/s", roof.read_gb_s),
         ),
+        (
+            Metric::TrainStepTime,
+            format!("training step, % of {:.0} GFLOP/s", roof.matmul_gflops),
+        ),
     ] {
         if !measured(metric) {
             continue;
@@ -233,7 +245,7 @@ pub fn fairness(results: &Results) -> Option<Table> {
                     .find(|r| r.seq_len == l)
                     .and_then(|r| r.efficiency)
                     .map_or("–".into(), |e| {
-                        let unit = if metric == Metric::PrefillTime {
+                        let unit = if metric != Metric::DecodeLatency {
                             "GFLOP/s"
                         } else {
                             "GB/s"
@@ -252,8 +264,8 @@ pub fn fairness(results: &Results) -> Option<Table> {
         .to_vec();
     header.extend(lens.iter().map(|&l| format::length(l)));
     let mut note = format!(
-        "Achieved useful FLOP/s (prefill) or bytes read per token (decode: weights + state or KV \
-         cache) against this machine's roofline, calibrated at the start of the run in {:.1} s \
+        "Achieved useful FLOP/s (prefill; training: 6 per weight per token plus three times the \
+         sequence mixing) or bytes read per token (decode: weights + state or KV cache) against this machine's roofline, calibrated at the start of the run in {:.1} s \
          with {} threads: matmul {:.0} GFLOP/s, read bandwidth {:.1} GB/s. A model that fits in \
          cache can pass 100 % of the DRAM bandwidth",
         roof.seconds, roof.threads, roof.matmul_gflops, roof.read_gb_s
@@ -286,6 +298,7 @@ pub fn fairness_warnings(results: &Results) -> Vec<String> {
         for (metric, name) in [
             (Metric::PrefillTime, "prefill"),
             (Metric::DecodeLatency, "decode"),
+            (Metric::TrainStepTime, "training"),
         ] {
             let apart: Vec<String> = lengths(results)
                 .into_iter()

@@ -11,11 +11,13 @@ use crate::spec::ModelSpec;
 use crate::stats::{ratio_interval, slope_interval, Interval, CONFIDENCE};
 
 /// Metrics whose growth with length and architecture ratios are analysed.
-pub const SCALING_METRICS: [Metric; 4] = [
+pub const SCALING_METRICS: [Metric; 6] = [
     Metric::PrefillTime,
     Metric::DecodeLatency,
     Metric::PeakRss,
     Metric::StateBytes,
+    Metric::TrainStepTime,
+    Metric::TrainPeakRss,
 ];
 
 /// Fitted exponent `k` of `cost ~ length^k` for one model and metric.

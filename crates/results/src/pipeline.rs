@@ -57,6 +57,8 @@ pub enum Phase {
     Decode,
     /// Scoring the examples, items or documents of an accuracy cell.
     Score,
+    /// Optimizer steps of a training cell.
+    Train,
 }
 
 impl Phase {
@@ -67,6 +69,7 @@ impl Phase {
             Phase::Prefill => "prefill",
             Phase::Decode => "decode",
             Phase::Score => "scoring",
+            Phase::Train => "training steps",
         }
     }
 }

@@ -35,6 +35,13 @@ pub enum Metric {
     LossByPosition,
     /// Bits per byte of a corpus, comparable across tokenizers.
     BitsPerByte,
+    /// Wall time of one optimizer step (forward, backward, AdamW) at the suite's
+    /// tokens per step, in sequences of `seq_len`.
+    TrainStepTime,
+    /// Training tokens per second of those steps.
+    TrainThroughput,
+    /// Peak RSS of the isolated training cell.
+    TrainPeakRss,
 }
 
 impl Metric {
@@ -43,7 +50,11 @@ impl Metric {
             Metric::PrefillTime => Unit::Ms,
             Metric::PrefillThroughput => Unit::TokensPerS,
             Metric::DecodeLatency => Unit::MsPerToken,
-            Metric::PeakRss | Metric::RssAfterLoad | Metric::StateBytes => Unit::Bytes,
+            Metric::PeakRss | Metric::RssAfterLoad | Metric::StateBytes | Metric::TrainPeakRss => {
+                Unit::Bytes
+            }
+            Metric::TrainStepTime => Unit::Ms,
+            Metric::TrainThroughput => Unit::TokensPerS,
             Metric::Accuracy | Metric::AccuracyNorm => Unit::Fraction,
             Metric::AnswerLogLikelihood | Metric::LossByPosition => Unit::NatsPerToken,
             Metric::BitsPerByte => Unit::BitsPerByte,
@@ -55,6 +66,7 @@ impl Metric {
         !matches!(
             self,
             Metric::PrefillThroughput
+                | Metric::TrainThroughput
                 | Metric::Accuracy
                 | Metric::AccuracyNorm
                 | Metric::AnswerLogLikelihood
@@ -86,6 +98,9 @@ impl Metric {
             Metric::AnswerLogLikelihood => "answer log-likelihood",
             Metric::LossByPosition => "loss by position",
             Metric::BitsPerByte => "bits per byte",
+            Metric::TrainStepTime => "training step time",
+            Metric::TrainThroughput => "training throughput",
+            Metric::TrainPeakRss => "training peak RSS",
         }
     }
 }

@@ -110,6 +110,44 @@ pub fn prefill_flops(m: &ModelInfo, t: usize) -> f64 {
     per_token * t + head + mixing
 }
 
+/// Useful FLOPs of one training step over `tokens` tokens in sequences of `seq_len`:
+/// six per dense weight per token (the forward's two, the backward's four: the
+/// gradients of the input and of the weight), the head at every position, and the
+/// sequence mixing three times (forward, and a backward of twice its work).
+pub fn train_flops(m: &ModelInfo, seq_len: usize, tokens: usize) -> f64 {
+    let (per_token, head) = dense_flops(m);
+    let sequences = (tokens / seq_len.max(1)) as f64;
+    let t = seq_len as f64;
+    let mixing = match m.arch {
+        Arch::Transformer => 2.0 * m.layers as f64 * m.width as f64 * t * (t + 1.0),
+        Arch::Rwkv => mixing_flops(m, 0.0) * t,
+    };
+    3.0 * ((per_token + head) * tokens as f64 + mixing * sequences)
+}
+
+/// The efficiency of a training step record (median `ms` over `tokens` tokens in
+/// sequences of `seq_len`) against the matmul roof.
+pub fn train_efficiency(
+    roof: &Roofline,
+    model: &ModelInfo,
+    seq_len: usize,
+    tokens: usize,
+    median_ms: f64,
+) -> Option<Efficiency> {
+    let seconds = median_ms / 1e3;
+    if seconds.is_nan() || seconds <= 0.0 {
+        return None;
+    }
+    let work = train_flops(model, seq_len, tokens);
+    let per_s = work / seconds;
+    Some(Efficiency {
+        bound: Bound::Compute,
+        achieved: per_s / 1e9,
+        fraction: per_s / (roof.matmul_gflops * 1e9),
+        work,
+    })
+}
+
 /// Useful FLOPs of one decode step with `depth` tokens already held.
 pub fn step_flops(m: &ModelInfo, depth: usize) -> f64 {
     let (per_token, head) = dense_flops(m);
@@ -165,6 +203,26 @@ pub const FAIR_EFFICIENCY_RATIO: f64 = 1.5;
 mod tests {
     use super::*;
     use crate::model_info::Weights;
+
+    #[test]
+    fn a_training_step_is_three_forwards_of_every_token() {
+        for arch in [Arch::Rwkv, Arch::Transformer] {
+            let m = model(arch, false);
+            let (per_token, head) = dense_flops(&m);
+            // One sequence of 512: the forward of all 512 positions (head at each),
+            // three times.
+            let forward = prefill_flops(&m, 512) - head + head * 512.0;
+            let got = train_flops(&m, 512, 512);
+            assert!((got - 3.0 * forward).abs() < 1e-6 * got, "{arch:?}");
+            // Same tokens in shorter sequences: the same dense work, less attention.
+            let short = train_flops(&m, 128, 512);
+            match arch {
+                Arch::Rwkv => assert!((short - got).abs() < 1e-6 * got),
+                Arch::Transformer => assert!(short < got),
+            }
+            assert!(got > 6.0 * (per_token / 2.0) * 512.0);
+        }
+    }
 
     fn model(arch: Arch, tied: bool) -> ModelInfo {
         ModelInfo {

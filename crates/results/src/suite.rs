@@ -40,6 +40,11 @@ pub struct Measure {
     pub decode: bool,
     /// Peak RSS of the isolated cell process and `state_bytes()` after the prompt.
     pub memory: bool,
+    /// Training cost: the time of one optimizer step (forward, backward, AdamW) at
+    /// `[train] tokens_per_step`, tokens/s and the step's peak RSS, in training cells
+    /// of their own (separate processes from the inference cells, so that each peak
+    /// RSS is its own).
+    pub train: bool,
 }
 
 impl Default for Measure {
@@ -48,6 +53,41 @@ impl Default for Measure {
             prefill: true,
             decode: true,
             memory: true,
+            train: false,
+        }
+    }
+}
+
+impl Measure {
+    /// Whether any inference measurement is on.
+    pub fn inference(&self) -> bool {
+        self.prefill || self.decode || self.memory
+    }
+}
+
+/// How a training cell steps: a batch of `tokens_per_step / seq_len` sequences of the
+/// cell's length, so that every length trains on the same tokens per step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainCell {
+    /// At least the suite's longest length, and a multiple of every length.
+    pub tokens_per_step: usize,
+    /// Untimed optimizer steps first (allocations, page faults, thread pool).
+    pub warmup_steps: usize,
+    /// Timed optimizer steps, at most (each is one sample); fewer when the next would
+    /// pass `sampling.max_seconds_per_cell`.
+    pub steps: usize,
+    /// AdamW's learning rate (the value does not change the time).
+    pub lr: f64,
+}
+
+impl Default for TrainCell {
+    fn default() -> Self {
+        Self {
+            tokens_per_step: 8192,
+            warmup_steps: 1,
+            steps: 3,
+            lr: 1e-4,
         }
     }
 }
@@ -133,6 +173,9 @@ pub struct SuiteConfig {
     pub sampling: Sampling,
     #[serde(default)]
     pub limits: Limits,
+    /// Training cells (`measure.train`).
+    #[serde(default)]
+    pub train: TrainCell,
     /// Accuracy tasks, task files, corpora and gates (`rwkv-bench eval`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accuracy: Option<AccuracyConfig>,
@@ -218,7 +261,7 @@ impl Suite {
             .accuracy
             .as_ref()
             .is_some_and(|a| a.tasks.is_empty() && a.corpora.is_empty())
-            && !(c.measure.prefill || c.measure.decode || c.measure.memory);
+            && !(c.measure.inference() || c.measure.train);
         if c.seq_lens.is_empty() && !lengthless {
             return fail("`seq_lens` is empty: name at least one length".into());
         }
@@ -252,7 +295,27 @@ impl Suite {
                 ));
             }
         }
-        if !(c.measure.prefill || c.measure.decode || c.measure.memory) && c.accuracy.is_none() {
+        if c.measure.train {
+            let t = &c.train;
+            if let Some(&bad) = c
+                .seq_lens
+                .iter()
+                .find(|&&l| l > t.tokens_per_step || !t.tokens_per_step.is_multiple_of(l))
+            {
+                return fail(format!(
+                    "`train.tokens_per_step` is {}: every length must divide it, and {bad} \
+                     does not (each length trains on the same tokens per step)",
+                    t.tokens_per_step
+                ));
+            }
+            if t.steps == 0 {
+                return fail("`train.steps` must be at least 1".into());
+            }
+            if !(t.lr.is_finite() && t.lr > 0.0) {
+                return fail(format!("`train.lr` is {}: it must be positive", t.lr));
+            }
+        }
+        if !(c.measure.inference() || c.measure.train) && c.accuracy.is_none() {
             return fail("`measure` turns every measurement off".into());
         }
         if let Some(acc) = &c.accuracy {

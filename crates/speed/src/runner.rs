@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use models::Result;
 use results::pipeline::{Cell, Observer, Run};
-use results::suite::Suite;
+use results::suite::{Measure, Suite};
 use results::{Metric, Record, Results};
 
-use results::roofline::{efficiency, Roofline};
+use results::roofline::{efficiency, train_efficiency, Roofline};
 use results::stats::median_in_place;
 
 use crate::measure::calibrate::CalibrationPlan;
@@ -25,6 +25,7 @@ type Split = (Vec<f64>, Vec<usize>);
 /// decode records carry their efficiency.
 pub fn cell_records(
     suite: &Suite,
+    measure: Measure,
     seq_len: usize,
     outcomes: &[CellOutcome],
     roofline: Option<&Roofline>,
@@ -32,7 +33,7 @@ pub fn cell_records(
     let Some(first) = outcomes.first() else {
         return Vec::new();
     };
-    let m = suite.config.measure;
+    let m = measure;
     let pooled = |f: fn(&CellOutcome) -> &[f64]| -> Split {
         let samples = outcomes.iter().flat_map(|o| f(o).iter().copied()).collect();
         (samples, outcomes.iter().map(|o| f(o).len()).collect())
@@ -56,6 +57,17 @@ pub fn cell_records(
     if m.decode {
         series.push((Metric::DecodeLatency, pooled(|o| &o.decode_ms)));
     }
+    let train_tokens = first.train_tokens;
+    if m.train {
+        let (step_ms, sizes) = pooled(|o| &o.train_step_ms);
+        let tps = step_ms
+            .iter()
+            .map(|ms| train_tokens as f64 / (ms / 1e3))
+            .collect();
+        series.push((Metric::TrainStepTime, (step_ms, sizes.clone())));
+        series.push((Metric::TrainThroughput, (tps, sizes)));
+        series.push((Metric::TrainPeakRss, per_process(|o| o.peak_rss)));
+    }
     if m.memory {
         series.push((Metric::PeakRss, per_process(|o| o.peak_rss)));
         series.push((Metric::RssAfterLoad, per_process(|o| o.rss_after_load)));
@@ -76,31 +88,67 @@ pub fn cell_records(
                 Default::default(),
             )?
             .with_processes(sizes);
-            let efficiency = roofline.and_then(|roof| {
-                efficiency(
+            let efficiency = roofline.and_then(|roof| match metric {
+                Metric::TrainStepTime => {
+                    train_efficiency(roof, &first.info, seq_len, train_tokens, r.summary.median)
+                }
+                _ => efficiency(
                     roof,
                     &first.info,
                     metric,
                     seq_len,
                     r.summary.median,
                     Some(state_bytes),
-                )
+                ),
             });
             Some(Record { efficiency, ..r })
         })
         .collect()
 }
 
-/// The cells of a suite, length by length, every model at each length.
+/// The task name of training cells.
+pub const TRAIN_CELL: &str = "train";
+
+/// What a cell measures: a training cell only training, an inference cell the rest.
+pub fn cell_measure(suite: &Suite, cell: &Cell) -> Measure {
+    let m = suite.config.measure;
+    if cell.task.as_deref() == Some(TRAIN_CELL) {
+        Measure {
+            prefill: false,
+            decode: false,
+            memory: false,
+            train: true,
+        }
+    } else {
+        Measure { train: false, ..m }
+    }
+}
+
+/// The cells of a suite, length by length, every model at each length: an inference
+/// cell where any inference measurement is on, a training cell where `train` is and
+/// the model's implementation has a backward pass.
 pub fn cells(suite: &Suite) -> Vec<Cell> {
     let c = &suite.config;
+    let kinds: Vec<Option<String>> = [
+        c.measure.inference().then_some(None),
+        c.measure.train.then(|| Some(TRAIN_CELL.to_string())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     c.seq_lens
         .iter()
         .flat_map(|&seq_len| {
-            c.models.iter().map(move |model| Cell {
-                model: model.clone(),
-                task: None,
-                seq_len: Some(seq_len),
+            let kinds = &kinds;
+            c.models.iter().flat_map(move |model| {
+                kinds
+                    .iter()
+                    .filter(|task| task.is_none() || models::registry::trains(model))
+                    .map(move |task| Cell {
+                        model: model.clone(),
+                        task: task.clone(),
+                        seq_len: Some(seq_len),
+                    })
             })
         })
         .collect()
@@ -190,8 +238,9 @@ pub fn run_suite(
                 seq_len,
                 dtype: c.dtype,
                 seed: c.seed,
-                measure: c.measure,
+                measure: cell_measure(suite, cell),
                 sampling: c.sampling,
+                train: c.train,
             };
             let mut forward = |e: &CellEvent| {
                 if let CellEvent::Progress { phase, done, total } = e {
@@ -200,8 +249,13 @@ pub fn run_suite(
             };
             match run_isolated(&launcher, &plan, limits, &mut forward) {
                 Ok(outcome) => {
-                    let records =
-                        cell_records(suite, seq_len, std::slice::from_ref(&outcome), None);
+                    let records = cell_records(
+                        suite,
+                        cell_measure(suite, cell),
+                        seq_len,
+                        std::slice::from_ref(&outcome),
+                        None,
+                    );
                     run.end(observer, cell, Ok(&records));
                     run.threads_used = Some(outcome.threads);
                     outcomes[i].push(outcome);
@@ -218,7 +272,14 @@ pub fn run_suite(
             run.add_model(o.info.clone());
         }
         let seq_len = cell.seq_len.unwrap_or(0);
-        run.add_records(cell_records(suite, seq_len, outs, roofline.as_ref()));
+        let measure = cell_measure(suite, cell);
+        run.add_records(cell_records(
+            suite,
+            measure,
+            seq_len,
+            outs,
+            roofline.as_ref(),
+        ));
     }
     Ok(run.results(&[]))
 }

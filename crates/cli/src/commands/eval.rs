@@ -63,9 +63,11 @@ fn one_off(args: &EvalArgs) -> anyhow::Result<SuiteConfig> {
             prefill: false,
             decode: false,
             memory: false,
+            train: false,
         },
         sampling: Sampling::default(),
         limits: Limits::default(),
+        train: Default::default(),
         accuracy: Some(AccuracyConfig::default()),
     })
 }

@@ -26,9 +26,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         suite.config.dtype = d.into();
     }
     let m = suite.config.measure;
-    if !(m.prefill || m.decode || m.memory) {
+    if !(m.inference() || m.train) {
         anyhow::bail!(
-            "{} measures no speed or memory (only [accuracy]): run `rwkv-bench eval {}`",
+            "{} measures no speed, memory or training cost (only [accuracy]): run `rwkv-bench eval {}`",
             args.suite.display(),
             args.suite.display()
         );

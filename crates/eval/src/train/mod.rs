@@ -12,12 +12,11 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::Var;
 use candle_nn::ParamsAdamW;
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
-use models::trainable::{clip::clip_grad_norm, loss, AdamW, Differentiable};
+use models::trainable::{Differentiable, Stepper};
 
 pub use checkpoint::Saved;
 pub use data::Source;
@@ -91,50 +90,6 @@ pub struct Outcome {
     pub final_loss: f64,
 }
 
-/// The parts of a training step the training-cost cell also times.
-pub struct Stepper<'a> {
-    model: &'a dyn Differentiable,
-    vars: Vec<Var>,
-    opt: AdamW,
-    clip: f64,
-}
-
-impl<'a> Stepper<'a> {
-    pub fn new(model: &'a dyn Differentiable, params: ParamsAdamW, clip: f64) -> Result<Self> {
-        let named = model.params();
-        let vars = named.iter().map(|(_, v)| v.clone()).collect();
-        Ok(Self {
-            model,
-            vars,
-            opt: AdamW::new(named, params)?,
-            clip,
-        })
-    }
-
-    pub fn optimizer(&mut self) -> &mut AdamW {
-        &mut self.opt
-    }
-
-    /// Forward, backward, clipping and one AdamW update at learning rate `lr`; returns
-    /// (loss, gradient norm before clipping). Non-finite values are returned, not
-    /// applied: the parameters change only when both are finite.
-    pub fn step(&mut self, batch: &data::Batch, lr: f64) -> Result<(f64, f64)> {
-        let logits = self.model.logits(&batch.tokens)?;
-        let loss = loss::next_token(&logits, &batch.tokens, batch.weights.as_ref())?;
-        let value = loss.to_scalar::<f32>()? as f64;
-        if !value.is_finite() {
-            return Ok((value, f64::NAN));
-        }
-        let mut grads = loss.backward()?;
-        let norm = clip_grad_norm(&mut grads, &self.vars, self.clip)?;
-        if norm.is_finite() {
-            self.opt.set_learning_rate(lr);
-            self.opt.step(&grads)?;
-        }
-        Ok((value, norm))
-    }
-}
-
 /// Trains `model` (already holding the weights of `resume`, when given) into `out`,
 /// up to `cfg.steps`, or to `stop_after` (a checkpoint there, as if interrupted: a
 /// time-limited job resumes later with the same schedule). `on_step` sees every
@@ -155,7 +110,7 @@ pub fn train(
     let start = match resume {
         Some(saved) => {
             stepper
-                .optimizer()
+                .optimizer_mut()
                 .load_state(checkpoint::optimizer_state(saved)?)?;
             saved.step
         }
@@ -171,14 +126,14 @@ pub fn train(
     let schedule = cfg.schedule();
     let mut last = match resume {
         Some(s) => s.clone(),
-        None => checkpoint::save(model, &stepper.opt, out, 0)?,
+        None => checkpoint::save(model, stepper.optimizer(), out, 0)?,
     };
     let mut final_loss = f64::NAN;
     for step in start + 1..=end {
         let batch = source.batch(step, cfg.batch, cfg.seq_len, cfg.seed)?;
         let lr = schedule.rate(step);
         let t0 = Instant::now();
-        let (loss, grad_norm) = stepper.step(&batch, lr)?;
+        let (loss, grad_norm) = stepper.step(&batch.tokens, batch.weights.as_ref(), lr)?;
         let seconds = t0.elapsed().as_secs_f64();
         if !loss.is_finite() || !grad_norm.is_finite() {
             let what = if loss.is_finite() {
@@ -210,7 +165,7 @@ pub fn train(
         final_loss = loss;
         if step % cfg.checkpoint_every.max(1) == 0 || step == end {
             log.flush().map_err(|e| Error::io(&log_path, e))?;
-            last = checkpoint::save(model, &stepper.opt, out, step)?;
+            last = checkpoint::save(model, stepper.optimizer(), out, step)?;
         }
     }
     Ok(Outcome {

@@ -55,6 +55,10 @@ impl Implementation for LlamaImpl {
         )?))
     }
 
+    fn trains(&self) -> bool {
+        true
+    }
+
     fn build_trainable(
         &self,
         spec: &ModelSpec,

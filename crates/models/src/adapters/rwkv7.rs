@@ -65,6 +65,10 @@ impl Implementation for Rwkv7Impl {
         )?))
     }
 
+    fn trains(&self) -> bool {
+        true
+    }
+
     fn build_trainable(
         &self,
         spec: &ModelSpec,

@@ -5,6 +5,7 @@
 pub mod adamw;
 pub mod clip;
 pub mod loss;
+pub mod step;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use candle_core::{Tensor, Var};
 use crate::Result;
 
 pub use adamw::AdamW;
+pub use step::Stepper;
 
 pub trait Differentiable {
     /// `tokens (B, T)` u32 -> logits `(B, T, V)` f32, differentiable.

@@ -9,6 +9,7 @@ pub mod memory;
 pub mod prefill;
 pub mod speedup;
 pub mod state;
+pub mod train;
 pub mod trend;
 
 use std::path::Path;
@@ -109,6 +110,7 @@ pub fn charts(results: &Results) -> Vec<Chart> {
         speedup::chart(results),
         memory::chart(results),
         state::chart(results),
+        train::chart(results),
         accuracy::chart(results),
     ]
     .into_iter()

@@ -46,6 +46,9 @@ fn time_probe(
 
 /// Measures one cell, reporting progress through `emit`.
 pub fn run_cell(plan: &CellPlan, emit: &mut dyn FnMut(CellEvent)) -> Result<CellOutcome> {
+    if plan.measure.train {
+        return super::train::run_train_cell(plan, emit);
+    }
     let progress = |phase, done, total| CellEvent::Progress { phase, done, total };
     let s = plan.sampling;
     emit(progress(Phase::Load, 0, 1));
@@ -114,5 +117,7 @@ pub fn run_cell(plan: &CellPlan, emit: &mut dyn FnMut(CellEvent)) -> Result<Cell
         state_bytes,
         rss_after_load,
         peak_rss: peak_rss_bytes(),
+        train_step_ms: Vec::new(),
+        train_tokens: 0,
     })
 }

@@ -6,12 +6,13 @@ pub mod cell;
 pub mod estimate;
 pub mod isolate;
 pub mod rss;
+pub mod train;
 
 use serde::{Deserialize, Serialize};
 
 pub use results::pipeline::Phase;
 use results::roofline::Roofline;
-use results::suite::{Dtype, Measure, Sampling};
+use results::suite::{Dtype, Measure, Sampling, TrainCell};
 use results::{FailureKind, ModelInfo, ModelSpec};
 
 use calibrate::CalibrationPlan;
@@ -37,6 +38,9 @@ pub struct CellPlan {
     pub seed: u64,
     pub measure: Measure,
     pub sampling: Sampling,
+    /// How a training cell (`measure.train`) steps.
+    #[serde(default)]
+    pub train: TrainCell,
 }
 
 /// What a child process is asked to do, as JSON on its stdin.
@@ -64,6 +68,12 @@ pub struct CellOutcome {
     pub rss_after_load: u64,
     /// Peak process RSS over the whole cell, bytes.
     pub peak_rss: u64,
+    /// Wall time of each timed optimizer step of a training cell, ms.
+    #[serde(default)]
+    pub train_step_ms: Vec<f64>,
+    /// Tokens per optimizer step of a training cell.
+    #[serde(default)]
+    pub train_tokens: usize,
 }
 
 /// One line of the child's output stream.
