@@ -105,9 +105,11 @@ impl Trainable {
         Ok(self.p(key)?.flatten_all()?)
     }
 
+    /// The final layer norm's output, before the head.
+    ///
     /// # Shapes
-    /// `tokens (B, T)` u32 -> logits `(B, T, V)`.
-    pub fn logits(&self, tokens: &Tensor) -> Result<Tensor> {
+    /// `tokens (B, T)` u32 -> `(B, T, C)`.
+    pub fn hidden(&self, tokens: &Tensor) -> Result<Tensor> {
         let (batch, seq) = tokens.dims2()?;
         let max = tokens.flatten_all()?.max(0)?.to_scalar::<u32>()?;
         if batch == 0 || seq == 0 || max as usize >= self.cfg.vocab {
@@ -134,8 +136,19 @@ impl Trainable {
             x = (x + ffn)?;
         }
         let x = self.layer_norm(&x, "ln_out")?;
-        let logits = x.matmul(&self.p("head.weight")?.t()?)?;
-        Ok(logits.reshape((batch, seq, self.cfg.vocab))?)
+        Ok(x.reshape((batch, seq, self.cfg.width))?)
+    }
+
+    /// The output head `head.weight`, `[V, C]`.
+    pub fn head(&self) -> Result<&Tensor> {
+        self.p("head.weight")
+    }
+
+    /// # Shapes
+    /// `tokens (B, T)` u32 -> logits `(B, T, V)`.
+    pub fn logits(&self, tokens: &Tensor) -> Result<Tensor> {
+        let hidden = self.hidden(tokens)?;
+        Ok(hidden.broadcast_matmul(&self.head()?.t()?)?)
     }
 
     /// `(x - mean) / sqrt(var + eps) · weight + bias` over the last dimension.

@@ -2,24 +2,29 @@
 //! O(T) memory per head: no `T x T` score matrix is ever stored.
 //!
 //! The forward keeps, per query row, only the log-sum-exp of its scores
-//! (`lse = m + ln Σ exp(s - m)`); the backward recomputes each row's probabilities
-//! from it (FlashAttention-2's backward, Dao 2023, Algorithm 2, one row at a time):
+//! (`lse = m + ln Σ exp(s - m)`); the backward recomputes the probabilities from it
+//! (FlashAttention-2's backward, Dao 2023, Algorithm 2):
 //!
 //! ```text
-//! p_ij = exp(s_ij - lse_i)     D_i = dO_i · O_i     ds_ij = p_ij (dO_i · v_j - D_i)
-//! dq_i = scale Σ_j ds_ij k_j   dk_j = scale Σ_i ds_ij q_i   dv_j = Σ_i p_ij dO_i
+//! P = exp(S - lse)     D_i = dO_i · O_i     dS = P ∘ (dO Vᵀ - D)
+//! dQ = scale dS K      dK = scale dSᵀ Q     dV = Pᵀ dO
 //! ```
 //!
-//! Each (batch row, query head) is one task, run in parallel with rayon; the key/value
-//! gradients of the query heads that share a key/value head are summed afterwards.
+//! Both run a block of `BLOCK` query rows at a time, for every (batch row, head) at
+//! once, against the keys up to the block's end, as batched matrix products (candle's
+//! gemm): the scores of one block, `BLOCK x T` per head, are the largest buffer. The
+//! key/value gradients of the query heads that share a key/value head are summed.
 
 use std::sync::Mutex;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp3, Layout, Shape, Tensor};
-use rayon::prelude::*;
+use candle_core::{bail, CpuStorage, CustomOp3, Device, Layout, Shape, Tensor, D};
 
 use crate::Result;
+
+/// Query rows per block: 256 x 2048 scores x 12 heads x 4 bytes = 25 MB at the 0.1B
+/// shape and 2048 tokens.
+const BLOCK: usize = 256;
 
 /// `softmax(q kᵀ / sqrt(D) + causal mask) v`.
 ///
@@ -28,15 +33,15 @@ use crate::Result;
 /// `(B, T, H, D)`.
 pub fn causal_attention_train(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
     let op = AttentionTrain {
-        lse: Mutex::new(Vec::new()),
+        lse: Mutex::new(None),
     };
     Ok(q.contiguous()?
         .apply_op3(&k.contiguous()?, &v.contiguous()?, op)?)
 }
 
 struct AttentionTrain {
-    /// `[B, H, T]` log-sum-exp of every query row, from the forward.
-    lse: Mutex<Vec<f32>>,
+    /// `(B, H, T, 1)` log-sum-exp of every query row, from the forward.
+    lse: Mutex<Option<Tensor>>,
 }
 
 #[derive(Clone, Copy)]
@@ -69,134 +74,93 @@ impl Dims {
         })
     }
 
-    /// Offset of row `t` of head `h` in a `(B, T, heads, D)` tensor.
-    fn at(&self, b: usize, t: usize, heads: usize, h: usize) -> usize {
-        ((b * self.seq + t) * heads + h) * self.dim
-    }
-
-    fn kv_head(&self, h: usize) -> usize {
-        h / (self.heads / self.kv_heads)
-    }
-
-    fn scale(&self) -> f32 {
-        1.0 / (self.dim as f32).sqrt()
+    fn scale(&self) -> f64 {
+        1.0 / (self.dim as f64).sqrt()
     }
 }
 
-fn data<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+fn tensor(s: &CpuStorage, l: &Layout) -> candle_core::Result<Tensor> {
     let CpuStorage::F32(d) = s else {
         bail!("attention-train: f32 only, got {:?}", s.dtype())
     };
     match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&d[a..b]),
+        Some((a, b)) => Tensor::from_slice(&d[a..b], l.shape(), &Device::Cpu),
         None => bail!("attention-train: inputs must be contiguous"),
     }
 }
 
-/// The scores of query row `i` against keys `0..=i`, into `s`; returns their maximum.
-#[inline(always)]
-fn scores(q: &[f32], k: &[f32], d: &Dims, b: usize, h: usize, i: usize, s: &mut [f32]) -> f32 {
-    let (n, kh, scale) = (d.dim, d.kv_head(h), d.scale());
-    let qi = &q[d.at(b, i, d.heads, h)..][..n];
-    let mut max = f32::NEG_INFINITY;
-    for (j, sj) in s[..=i].iter_mut().enumerate() {
-        *sj = kernels::dot(qi, &k[d.at(b, j, d.kv_heads, kh)..][..n]) * scale;
-        max = max.max(*sj);
+/// `(B, T, Hx, D)` -> `(B, H, T, D)`, key/value heads repeated for their query heads.
+fn heads_first(x: &Tensor, d: &Dims) -> candle_core::Result<Tensor> {
+    let x = x.transpose(1, 2)?.contiguous()?;
+    let hx = x.dim(1)?;
+    if hx == d.heads {
+        return Ok(x);
     }
-    max
+    x.unsqueeze(2)?
+        .broadcast_as((d.batch, hx, d.heads / hx, d.seq, d.dim))?
+        .reshape((d.batch, d.heads, d.seq, d.dim))
 }
 
-#[inline(always)]
-fn forward_task_body(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    d: &Dims,
-    task: usize,
-    o: &mut [f32],
-    lse: &mut [f32],
-) {
-    let (b, h, n) = (task / d.heads, task % d.heads, d.dim);
-    let kh = d.kv_head(h);
-    let mut s = vec![0f32; d.seq];
-    for i in 0..d.seq {
-        let max = scores(q, k, d, b, h, i, &mut s);
-        let oi = &mut o[i * n..(i + 1) * n];
-        let mut total = 0f32;
-        for (j, sj) in s[..=i].iter().enumerate() {
-            let p = kernels::exp(sj - max);
-            total += p;
-            let vj = &v[d.at(b, j, d.kv_heads, kh)..][..n];
-            for (o, &x) in oi.iter_mut().zip(vj) {
-                *o += p * x;
-            }
-        }
-        for o in oi.iter_mut() {
-            *o /= total;
-        }
-        lse[i] = max + total.ln();
-    }
+/// The causal mask of query rows `start..start + rows` over keys `0..start + rows`.
+fn mask(start: usize, rows: usize) -> candle_core::Result<Tensor> {
+    let keys = start + rows;
+    let m: Vec<f32> = (0..rows)
+        .flat_map(|r| {
+            (0..keys).map(move |j| {
+                if j <= start + r {
+                    0.0
+                } else {
+                    f32::NEG_INFINITY
+                }
+            })
+        })
+        .collect();
+    Tensor::from_vec(m, (rows, keys), &Device::Cpu)
 }
 
-kernels::dispatch!(
-    /// One (batch row, query head): `o [T, D]` and `lse [T]`.
-    fn forward_task(q: &[f32], k: &[f32], v: &[f32], d: &Dims, task: usize, o: &mut [f32], lse: &mut [f32])
-        => forward_task_body
-);
-
-/// Inputs of one backward task.
-struct Backward<'a> {
-    q: &'a [f32],
-    k: &'a [f32],
-    v: &'a [f32],
-    o: &'a [f32],
-    d_o: &'a [f32],
-    lse: &'a [f32],
+/// One block's inputs: its queries and the keys and values up to its end.
+struct Block {
+    start: usize,
+    rows: usize,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    /// Scaled, masked scores `(B, H, rows, start + rows)`.
+    s: Tensor,
 }
 
-/// One (batch row, query head)'s `dq`, `dk`, `dv`, each `[T, D]` (the last two for its
-/// key/value head, to be summed over the group).
-#[inline(always)]
-fn backward_task_body(
-    x: &Backward<'_>,
-    d: &Dims,
-    task: usize,
-    dq: &mut [f32],
-    dk: &mut [f32],
-    dv: &mut [f32],
-) {
-    let (b, h, n) = (task / d.heads, task % d.heads, d.dim);
-    let (kh, scale) = (d.kv_head(h), d.scale());
-    let mut s = vec![0f32; d.seq];
-    for i in 0..d.seq {
-        scores(x.q, x.k, d, b, h, i, &mut s);
-        let row = d.at(b, i, d.heads, h);
-        let (qi, oi, doi) = (&x.q[row..][..n], &x.o[row..][..n], &x.d_o[row..][..n]);
-        let delta = kernels::dot(doi, oi);
-        let lse = x.lse[(b * d.heads + h) * d.seq + i];
-        let dqi = &mut dq[i * n..(i + 1) * n];
-        for (j, &sj) in s[..=i].iter().enumerate() {
-            let kv = d.at(b, j, d.kv_heads, kh);
-            let (kj, vj) = (&x.k[kv..][..n], &x.v[kv..][..n]);
-            let p = kernels::exp(sj - lse);
-            let ds = p * (kernels::dot(doi, vj) - delta) * scale;
-            let (dkj, dvj) = (&mut dk[j * n..(j + 1) * n], &mut dv[j * n..(j + 1) * n]);
-            for c in 0..n {
-                dqi[c] += ds * kj[c];
-                dkj[c] += ds * qi[c];
-                dvj[c] += p * doi[c];
-            }
-        }
-    }
+fn blocks<'a>(
+    q: &'a Tensor,
+    k: &'a Tensor,
+    v: &'a Tensor,
+    d: &'a Dims,
+) -> impl Iterator<Item = candle_core::Result<Block>> + 'a {
+    (0..d.seq).step_by(BLOCK).map(move |start| {
+        let rows = BLOCK.min(d.seq - start);
+        let end = start + rows;
+        let qb = q.narrow(2, start, rows)?.contiguous()?;
+        let (kb, vb) = (k.narrow(2, 0, end)?, v.narrow(2, 0, end)?);
+        let s = (qb.matmul(&kb.t()?)? * d.scale())?.broadcast_add(&mask(start, rows)?)?;
+        Ok(Block {
+            start,
+            rows,
+            q: qb,
+            k: kb,
+            v: vb,
+            s,
+        })
+    })
 }
 
-kernels::dispatch!(
-    fn backward_task(x: &Backward<'_>, d: &Dims, task: usize, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32])
-        => backward_task_body
-);
-
-fn poisoned() -> candle_core::Error {
-    candle_core::Error::Msg("attention-train: a previous run panicked".into())
+/// `(B, H, T, D)` -> `(B, T, Hx, D)`, summing the query heads of each key/value head.
+fn heads_back(x: Tensor, d: &Dims, hx: usize) -> candle_core::Result<Tensor> {
+    let x = if hx == d.heads {
+        x
+    } else {
+        x.reshape((d.batch, hx, d.heads / hx, d.seq, d.dim))?
+            .sum(2)?
+    };
+    x.transpose(1, 2)?.contiguous()
 }
 
 impl CustomOp3 for AttentionTrain {
@@ -214,27 +178,24 @@ impl CustomOp3 for AttentionTrain {
         vl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let d = Dims::of(ql.shape(), kl.shape(), vl.shape())?;
-        let (q, k, v) = (data(qs, ql)?, data(ks, kl)?, data(vs, vl)?);
-        let per_task: Vec<(Vec<f32>, Vec<f32>)> = (0..d.batch * d.heads)
-            .into_par_iter()
-            .map(|task| {
-                let (mut o, mut lse) = (vec![0f32; d.seq * d.dim], vec![0f32; d.seq]);
-                forward_task(q, k, v, &d, task, &mut o, &mut lse);
-                (o, lse)
-            })
-            .collect();
-        let mut out = vec![0f32; q.len()];
-        let mut lse = Vec::with_capacity(d.batch * d.heads * d.seq);
-        for (task, (o, l)) in per_task.into_iter().enumerate() {
-            let (b, h) = (task / d.heads, task % d.heads);
-            for (t, row) in o.chunks_exact(d.dim).enumerate() {
-                let at = d.at(b, t, d.heads, h);
-                out[at..at + d.dim].copy_from_slice(row);
-            }
-            lse.extend(l);
+        let q = heads_first(&tensor(qs, ql)?, &d)?;
+        let k = heads_first(&tensor(ks, kl)?, &d)?;
+        let v = heads_first(&tensor(vs, vl)?, &d)?;
+        let (mut out, mut lse) = (Vec::new(), Vec::new());
+        for block in blocks(&q, &k, &v, &d) {
+            let b = block?;
+            let max = b.s.max_keepdim(D::Minus1)?;
+            let e = b.s.broadcast_sub(&max)?.exp()?;
+            let sum = e.sum_keepdim(D::Minus1)?;
+            out.push(e.matmul(&b.v)?.broadcast_div(&sum)?);
+            lse.push((max + sum.log()?)?);
         }
-        *self.lse.lock().map_err(|_| poisoned())? = lse;
-        Ok((CpuStorage::F32(out), ql.shape().clone()))
+        *self.lse.lock().map_err(|_| poisoned())? = Some(Tensor::cat(&lse, 2)?);
+        let out = Tensor::cat(&out, 2)?.transpose(1, 2)?.contiguous()?;
+        Ok((
+            CpuStorage::F32(out.flatten_all()?.to_vec1()?),
+            ql.shape().clone(),
+        ))
     }
 
     fn bwd(
@@ -246,52 +207,44 @@ impl CustomOp3 for AttentionTrain {
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let d = Dims::of(q.shape(), k.shape(), v.shape())?;
-        let vec = |t: &Tensor| t.contiguous()?.flatten_all()?.to_vec1::<f32>();
-        let (qv, kv, vv, ov, dov) = (vec(q)?, vec(k)?, vec(v)?, vec(res)?, vec(grad_res)?);
         let lse = self.lse.lock().map_err(|_| poisoned())?;
-        if lse.len() != d.batch * d.heads * d.seq {
+        let Some(lse) = lse.as_ref() else {
             bail!("{}: backward without a forward", self.name())
-        }
-        let x = Backward {
-            q: &qv,
-            k: &kv,
-            v: &vv,
-            o: &ov,
-            d_o: &dov,
-            lse: &lse,
         };
-        let per_task: Vec<[Vec<f32>; 3]> = (0..d.batch * d.heads)
-            .into_par_iter()
-            .map(|task| {
-                let z = || vec![0f32; d.seq * d.dim];
-                let (mut dq, mut dk, mut dv) = (z(), z(), z());
-                backward_task(&x, &d, task, &mut dq, &mut dk, &mut dv);
-                [dq, dk, dv]
-            })
-            .collect();
-        let mut dq = vec![0f32; qv.len()];
-        let (mut dk, mut dv) = (vec![0f32; kv.len()], vec![0f32; vv.len()]);
-        for (task, [tq, tk, tv]) in per_task.iter().enumerate() {
-            let (b, h) = (task / d.heads, task % d.heads);
-            let kh = d.kv_head(h);
-            for t in 0..d.seq {
-                let row = t * d.dim..(t + 1) * d.dim;
-                let at = d.at(b, t, d.heads, h);
-                dq[at..at + d.dim].copy_from_slice(&tq[row.clone()]);
-                let at = d.at(b, t, d.kv_heads, kh);
-                for c in 0..d.dim {
-                    dk[at + c] += tk[row.start + c];
-                    dv[at + c] += tv[row.start + c];
-                }
-            }
+        let (q, k, v) = (
+            heads_first(q, &d)?,
+            heads_first(k, &d)?,
+            heads_first(v, &d)?,
+        );
+        let d_o = heads_first(grad_res, &d)?;
+        let delta = (&d_o * heads_first(res, &d)?)?.sum_keepdim(D::Minus1)?;
+        let full = (d.batch, d.heads, d.seq, d.dim);
+        let mut dk = Tensor::zeros(full, candle_core::DType::F32, &Device::Cpu)?;
+        let mut dv = dk.clone();
+        let mut dq = Vec::new();
+        for block in blocks(&q, &k, &v, &d) {
+            let b = block?;
+            let rows = |t: &Tensor| t.narrow(2, b.start, b.rows);
+            let p = b.s.broadcast_sub(&rows(lse)?)?.exp()?;
+            let dob = rows(&d_o)?.contiguous()?;
+            let dp = dob.matmul(&b.v.t()?)?;
+            let ds = ((p.clone() * dp.broadcast_sub(&rows(&delta)?)?)? * d.scale())?;
+            dq.push(ds.matmul(&b.k)?);
+            let tail = d.seq - b.start - b.rows;
+            dk = (dk + ds.t()?.matmul(&b.q)?.pad_with_zeros(2, 0, tail)?)?;
+            dv = (dv + p.t()?.matmul(&dob)?.pad_with_zeros(2, 0, tail)?)?;
         }
-        let dev = q.device();
+        let dq = Tensor::cat(&dq, 2)?.transpose(1, 2)?.contiguous()?;
         Ok((
-            Some(Tensor::from_vec(dq, q.shape(), dev)?),
-            Some(Tensor::from_vec(dk, k.shape(), dev)?),
-            Some(Tensor::from_vec(dv, v.shape(), dev)?),
+            Some(dq),
+            Some(heads_back(dk, &d, d.kv_heads)?),
+            Some(heads_back(dv, &d, d.kv_heads)?),
         ))
     }
+}
+
+fn poisoned() -> candle_core::Error {
+    candle_core::Error::Msg("attention-train: a previous run panicked".into())
 }
 
 #[cfg(test)]
@@ -329,6 +282,8 @@ mod tests {
             (1, 13, 4, 2, 16),
             (1, 1, 3, 1, 4),
             (2, 21, 3, 1, 12),
+            // more than one block of queries
+            (1, 300, 2, 1, 8),
         ] {
             let var =
                 |heads: usize| Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, t, heads, n), &dev)?);

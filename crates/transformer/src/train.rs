@@ -141,9 +141,11 @@ impl Trainable {
         Ok(x.broadcast_mul(self.p(key)?)?)
     }
 
+    /// The final norm's output, before the head.
+    ///
     /// # Shapes
-    /// `tokens (B, T)` u32 -> logits `(B, T, V)`.
-    pub fn logits(&self, tokens: &Tensor) -> Result<Tensor> {
+    /// `tokens (B, T)` u32 -> `(B, T, D)`.
+    pub fn hidden(&self, tokens: &Tensor) -> Result<Tensor> {
         let (b, t) = tokens.dims2()?;
         let c = &self.cfg;
         let (h, hkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
@@ -189,12 +191,22 @@ impl Trainable {
             x = (x + self.linear(&(gate * up)?, &format!("{l}.mlp.down_proj"))?)?;
         }
         let x = self.rms_norm(&x, "model.norm.weight")?;
-        let head = if c.tie_word_embeddings {
+        Ok(x.reshape((b, t, c.hidden_size))?)
+    }
+
+    /// The output head, `[V, D]`: `lm_head.weight`, or the embeddings when tied.
+    pub fn head(&self) -> Result<&Tensor> {
+        self.p(if self.cfg.tie_word_embeddings {
             "model.embed_tokens.weight"
         } else {
             "lm_head.weight"
-        };
-        Ok(x.matmul(&self.p(head)?.t()?)?
-            .reshape((b, t, c.vocab_size))?)
+        })
+    }
+
+    /// # Shapes
+    /// `tokens (B, T)` u32 -> logits `(B, T, V)`.
+    pub fn logits(&self, tokens: &Tensor) -> Result<Tensor> {
+        let hidden = self.hidden(tokens)?;
+        Ok(hidden.broadcast_matmul(&self.head()?.t()?)?)
     }
 }

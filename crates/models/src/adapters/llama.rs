@@ -154,8 +154,14 @@ impl Batched for Llama {
 }
 
 impl Differentiable for transformer::train::Trainable {
-    fn logits(&self, tokens: &Tensor) -> Result<Tensor> {
-        transformer::train::Trainable::logits(self, tokens).map_err(from_transformer)
+    fn hidden(&self, tokens: &Tensor) -> Result<Tensor> {
+        transformer::train::Trainable::hidden(self, tokens).map_err(from_transformer)
+    }
+
+    fn head(&self) -> Result<Tensor> {
+        transformer::train::Trainable::head(self)
+            .cloned()
+            .map_err(from_transformer)
     }
 
     fn vocab(&self) -> usize {

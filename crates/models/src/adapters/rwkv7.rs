@@ -203,8 +203,12 @@ impl Batched for Rwkv7 {
 }
 
 impl Differentiable for rwkv::Trainable {
-    fn logits(&self, tokens: &Tensor) -> Result<Tensor> {
-        rwkv::Trainable::logits(self, tokens).map_err(model_error)
+    fn hidden(&self, tokens: &Tensor) -> Result<Tensor> {
+        rwkv::Trainable::hidden(self, tokens).map_err(model_error)
+    }
+
+    fn head(&self) -> Result<Tensor> {
+        rwkv::Trainable::head(self).cloned().map_err(model_error)
     }
 
     fn vocab(&self) -> usize {

@@ -4,6 +4,7 @@
 
 pub mod adamw;
 pub mod clip;
+pub mod linear_ce;
 pub mod loss;
 pub mod step;
 
@@ -18,13 +19,27 @@ pub use adamw::AdamW;
 pub use step::Stepper;
 
 pub trait Differentiable {
+    /// `tokens (B, T)` u32 -> the last norm's output `(B, T, C)` f32, differentiable.
+    fn hidden(&self, tokens: &Tensor) -> Result<Tensor>;
+
+    /// The output head `(V, C)` (the embeddings, when tied).
+    fn head(&self) -> Result<Tensor>;
+
     /// `tokens (B, T)` u32 -> logits `(B, T, V)` f32, differentiable.
-    fn logits(&self, tokens: &Tensor) -> Result<Tensor>;
+    fn logits(&self, tokens: &Tensor) -> Result<Tensor> {
+        Ok(self.hidden(tokens)?.broadcast_matmul(&self.head()?.t()?)?)
+    }
 
     /// Mean next-token cross-entropy of `tokens (B, T)` (positions `0..T-1`
-    /// predicting `1..T`, Hugging Face's `labels = input_ids`), a scalar.
+    /// predicting `1..T`, Hugging Face's `labels = input_ids`), a scalar; with
+    /// `weights (B, T-1)`, over the targets they count. The head and the loss are
+    /// fused ([`linear_ce`]): the whole `(B, T, V)` logits never exist.
+    fn loss_weighted(&self, tokens: &Tensor, weights: Option<&Tensor>) -> Result<Tensor> {
+        linear_ce::linear_next_token(&self.hidden(tokens)?, &self.head()?, tokens, weights)
+    }
+
     fn loss(&self, tokens: &Tensor) -> Result<Tensor> {
-        loss::next_token(&self.logits(tokens)?, tokens, None)
+        self.loss_weighted(tokens, None)
     }
 
     /// Token ids are `0..vocab()`.

@@ -3,7 +3,7 @@
 use candle_core::{Tensor, Var};
 use candle_nn::ParamsAdamW;
 
-use super::{clip::clip_grad_norm, loss, AdamW, Differentiable};
+use super::{clip::clip_grad_norm, AdamW, Differentiable};
 use crate::Result;
 
 /// One training step, as `rwkv-bench train` takes it and the training-cost cell
@@ -44,8 +44,7 @@ impl<'a> Stepper<'a> {
         weights: Option<&Tensor>,
         lr: f64,
     ) -> Result<(f64, f64)> {
-        let logits = self.model.logits(tokens)?;
-        let loss = loss::next_token(&logits, tokens, weights)?;
+        let loss = self.model.loss_weighted(tokens, weights)?;
         let value = loss.to_scalar::<f32>()? as f64;
         if !value.is_finite() {
             return Ok((value, f64::NAN));
