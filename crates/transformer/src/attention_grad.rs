@@ -19,6 +19,7 @@ use std::sync::Mutex;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp3, Device, Layout, Shape, Tensor, D};
+use rayon::prelude::*;
 
 use crate::Result;
 
@@ -101,31 +102,14 @@ fn heads_first(x: &Tensor, d: &Dims) -> candle_core::Result<Tensor> {
         .reshape((d.batch, d.heads, d.seq, d.dim))
 }
 
-/// The causal mask of query rows `start..start + rows` over keys `0..start + rows`.
-fn mask(start: usize, rows: usize) -> candle_core::Result<Tensor> {
-    let keys = start + rows;
-    let m: Vec<f32> = (0..rows)
-        .flat_map(|r| {
-            (0..keys).map(move |j| {
-                if j <= start + r {
-                    0.0
-                } else {
-                    f32::NEG_INFINITY
-                }
-            })
-        })
-        .collect();
-    Tensor::from_vec(m, (rows, keys), &Device::Cpu)
-}
-
-/// One block's inputs: its queries and the keys and values up to its end.
+/// One block's inputs: its queries, the keys and values up to its end, and the raw
+/// scores `q kᵀ` `(B, H, rows, start + rows)` (unscaled, unmasked).
 struct Block {
     start: usize,
     rows: usize,
     q: Tensor,
     k: Tensor,
     v: Tensor,
-    /// Scaled, masked scores `(B, H, rows, start + rows)`.
     s: Tensor,
 }
 
@@ -140,7 +124,7 @@ fn blocks<'a>(
         let end = start + rows;
         let qb = q.narrow(2, start, rows)?.contiguous()?;
         let (kb, vb) = (k.narrow(2, 0, end)?, v.narrow(2, 0, end)?);
-        let s = (qb.matmul(&kb.t()?)? * d.scale())?.broadcast_add(&mask(start, rows)?)?;
+        let s = qb.matmul(&kb.t()?)?;
         Ok(Block {
             start,
             rows,
@@ -150,6 +134,88 @@ fn blocks<'a>(
             s,
         })
     })
+}
+
+impl Block {
+    fn keys(&self) -> usize {
+        self.start + self.rows
+    }
+
+    /// Row `i` of the block's `(B·H·rows)` rows sees keys `0..=start + i % rows`.
+    fn visible(&self, i: usize) -> usize {
+        self.start + i % self.rows + 1
+    }
+
+    /// The softmax probabilities `(B, H, rows, keys)` of the forward, and each row's
+    /// log-sum-exp `(B, H, rows, 1)`: scale, mask, max, exp and sum in one pass per row,
+    /// in parallel over rows.
+    fn softmax(&self, scale: f32) -> candle_core::Result<(Tensor, Tensor)> {
+        let keys = self.keys();
+        let mut p = self.s.flatten_all()?.to_vec1::<f32>()?;
+        let lse: Vec<f32> = p
+            .par_chunks_mut(keys)
+            .enumerate()
+            .map(|(i, row)| {
+                let (live, dead) = row.split_at_mut(self.visible(i));
+                let max = live
+                    .iter()
+                    .fold(f32::NEG_INFINITY, |m, &x| m.max(x * scale));
+                let mut sum = 0f32;
+                for x in live.iter_mut() {
+                    *x = kernels::exp(*x * scale - max);
+                    sum += *x;
+                }
+                let inv = 1.0 / sum;
+                live.iter_mut().for_each(|x| *x *= inv);
+                dead.fill(0.0);
+                max + sum.ln()
+            })
+            .collect();
+        let shape = self.s.shape().clone();
+        let mut lse_shape = shape.dims().to_vec();
+        *lse_shape.last_mut().expect("rank 4") = 1;
+        Ok((
+            Tensor::from_vec(p, shape, &Device::Cpu)?,
+            Tensor::from_vec(lse, lse_shape, &Device::Cpu)?,
+        ))
+    }
+
+    /// The backward's probabilities `P = exp(scale S - lse)` and score gradients
+    /// `dS = scale P ∘ (dP - D)`, one pass per row, in parallel over rows.
+    fn score_grads(
+        &self,
+        scale: f32,
+        lse: &[f32],
+        delta: &[f32],
+        dp: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let keys = self.keys();
+        let mut p = self.s.flatten_all()?.to_vec1::<f32>()?;
+        let mut ds = dp.flatten_all()?.to_vec1::<f32>()?;
+        p.par_chunks_mut(keys)
+            .zip(ds.par_chunks_mut(keys))
+            .enumerate()
+            .for_each(|(i, (p, ds))| {
+                let n = self.visible(i);
+                let (lse, delta) = (lse[i], delta[i]);
+                for (x, g) in p[..n].iter_mut().zip(ds[..n].iter_mut()) {
+                    *x = kernels::exp(*x * scale - lse);
+                    *g = scale * *x * (*g - delta);
+                }
+                p[n..].fill(0.0);
+                ds[n..].fill(0.0);
+            });
+        let shape = self.s.shape().clone();
+        Ok((
+            Tensor::from_vec(p, shape.clone(), &Device::Cpu)?,
+            Tensor::from_vec(ds, shape, &Device::Cpu)?,
+        ))
+    }
+}
+
+/// The rows `start..start + rows` of a `(B, H, T, 1)` tensor, flattened.
+fn row_values(x: &Tensor, b: &Block) -> candle_core::Result<Vec<f32>> {
+    x.narrow(2, b.start, b.rows)?.flatten_all()?.to_vec1()
 }
 
 /// `(B, H, T, D)` -> `(B, T, Hx, D)`, summing the query heads of each key/value head.
@@ -184,11 +250,9 @@ impl CustomOp3 for AttentionTrain {
         let (mut out, mut lse) = (Vec::new(), Vec::new());
         for block in blocks(&q, &k, &v, &d) {
             let b = block?;
-            let max = b.s.max_keepdim(D::Minus1)?;
-            let e = b.s.broadcast_sub(&max)?.exp()?;
-            let sum = e.sum_keepdim(D::Minus1)?;
-            out.push(e.matmul(&b.v)?.broadcast_div(&sum)?);
-            lse.push((max + sum.log()?)?);
+            let (p, block_lse) = b.softmax(d.scale() as f32)?;
+            out.push(p.matmul(&b.v)?);
+            lse.push(block_lse);
         }
         *self.lse.lock().map_err(|_| poisoned())? = Some(Tensor::cat(&lse, 2)?);
         let out = Tensor::cat(&out, 2)?.transpose(1, 2)?.contiguous()?;
@@ -224,13 +288,16 @@ impl CustomOp3 for AttentionTrain {
         let mut dq = Vec::new();
         for block in blocks(&q, &k, &v, &d) {
             let b = block?;
-            let rows = |t: &Tensor| t.narrow(2, b.start, b.rows);
-            let p = b.s.broadcast_sub(&rows(lse)?)?.exp()?;
-            let dob = rows(&d_o)?.contiguous()?;
+            let dob = d_o.narrow(2, b.start, b.rows)?.contiguous()?;
             let dp = dob.matmul(&b.v.t()?)?;
-            let ds = ((p.clone() * dp.broadcast_sub(&rows(&delta)?)?)? * d.scale())?;
+            let (p, ds) = b.score_grads(
+                d.scale() as f32,
+                &row_values(lse, &b)?,
+                &row_values(&delta, &b)?,
+                &dp,
+            )?;
             dq.push(ds.matmul(&b.k)?);
-            let tail = d.seq - b.start - b.rows;
+            let tail = d.seq - b.keys();
             dk = (dk + ds.t()?.matmul(&b.q)?.pad_with_zeros(2, 0, tail)?)?;
             dv = (dv + p.t()?.matmul(&dob)?.pad_with_zeros(2, 0, tail)?)?;
         }
