@@ -10,22 +10,22 @@
 //! dQ = scale dS K      dK = scale dSᵀ Q     dV = Pᵀ dO
 //! ```
 //!
-//! Both run a block of `BLOCK` query rows at a time, for every (batch row, head) at
-//! once, against the keys up to the block's end, as batched matrix products (candle's
-//! gemm): the scores of one block, `BLOCK x T` per head, are the largest buffer. The
-//! key/value gradients of the query heads that share a key/value head are summed.
+//! Each (batch row, query head) is one task, run in parallel with rayon; a task walks
+//! its queries `BLOCK` rows at a time against the keys up to the block's end, each
+//! product one single-threaded gemm call reading q, k and v in place (their rows are
+//! `heads x D` apart). The scores of one block, `BLOCK x T`, are the largest buffer.
+//! The key/value gradients of the query heads that share a key/value head are summed.
 
 use std::sync::Mutex;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp3, Device, Layout, Shape, Tensor, D};
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::Result;
 
-/// Query rows per block: 256 x 2048 scores x 12 heads x 4 bytes = 25 MB at the 0.1B
-/// shape and 2048 tokens.
-const BLOCK: usize = 256;
+/// Query rows per block (the `m` of every product).
+const BLOCK: usize = 64;
 
 /// `softmax(q kᵀ / sqrt(D) + causal mask) v`.
 ///
@@ -34,15 +34,15 @@ const BLOCK: usize = 256;
 /// `(B, T, H, D)`.
 pub fn causal_attention_train(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
     let op = AttentionTrain {
-        lse: Mutex::new(None),
+        lse: Mutex::new(Vec::new()),
     };
     Ok(q.contiguous()?
         .apply_op3(&k.contiguous()?, &v.contiguous()?, op)?)
 }
 
 struct AttentionTrain {
-    /// `(B, H, T, 1)` log-sum-exp of every query row, from the forward.
-    lse: Mutex<Option<Tensor>>,
+    /// `[B, H, T]` log-sum-exp of every query row, from the forward.
+    lse: Mutex<Vec<f32>>,
 }
 
 #[derive(Clone, Copy)]
@@ -75,158 +75,231 @@ impl Dims {
         })
     }
 
-    fn scale(&self) -> f64 {
-        1.0 / (self.dim as f64).sqrt()
+    fn scale(&self) -> f32 {
+        1.0 / (self.dim as f32).sqrt()
+    }
+
+    /// Task `task`'s query rows and its key/value head's rows, as matrix views.
+    fn rows(&self, task: usize) -> (View, View) {
+        let (b, h) = (task / self.heads, task % self.heads);
+        let kh = h / (self.heads / self.kv_heads);
+        let view = |heads: usize, head: usize| View {
+            offset: (b * self.seq * heads + head) * self.dim,
+            rows: self.seq,
+            cols: self.dim,
+            rs: heads * self.dim,
+            cs: 1,
+        };
+        (view(self.heads, h), view(self.kv_heads, kh))
     }
 }
 
-fn tensor(s: &CpuStorage, l: &Layout) -> candle_core::Result<Tensor> {
+/// A strided matrix in a slice: element `(i, j)` at `offset + i·rs + j·cs`.
+#[derive(Clone, Copy)]
+struct View {
+    offset: usize,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl View {
+    /// A contiguous row-major `rows x cols` matrix at `offset`.
+    fn dense(offset: usize, rows: usize, cols: usize) -> Self {
+        Self {
+            offset,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    /// Rows `start..start + n`.
+    fn narrow(self, start: usize, n: usize) -> Self {
+        Self {
+            offset: self.offset + start * self.rs,
+            rows: n,
+            ..self
+        }
+    }
+
+    fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+
+    /// Panics unless every element lies in a slice of `len`.
+    fn check(&self, len: usize) {
+        assert!(self.rows > 0 && self.cols > 0);
+        let last = self.offset + (self.rows - 1) * self.rs + (self.cols - 1) * self.cs;
+        assert!(last < len, "view past the end of its buffer");
+    }
+}
+
+/// `dst = scale · a b` (or `dst += scale · a b` with `accumulate`), single-threaded.
+fn matmul(
+    (dst, dv): (&mut [f32], View),
+    (a, av): (&[f32], View),
+    (b, bv): (&[f32], View),
+    scale: f32,
+    accumulate: bool,
+) {
+    assert!(av.rows == dv.rows && bv.cols == dv.cols && av.cols == bv.rows);
+    dv.check(dst.len());
+    av.check(a.len());
+    bv.check(b.len());
+    // SAFETY: the three views were just checked to lie inside their slices, and `dst`
+    // is borrowed mutably, so it aliases neither input.
+    unsafe {
+        gemm::gemm(
+            dv.rows,
+            dv.cols,
+            av.cols,
+            dst.as_mut_ptr().add(dv.offset),
+            dv.cs as isize,
+            dv.rs as isize,
+            accumulate,
+            a.as_ptr().add(av.offset),
+            av.cs as isize,
+            av.rs as isize,
+            b.as_ptr().add(bv.offset),
+            bv.cs as isize,
+            bv.rs as isize,
+            1.0,
+            scale,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+fn data<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
     let CpuStorage::F32(d) = s else {
         bail!("attention-train: f32 only, got {:?}", s.dtype())
     };
     match l.contiguous_offsets() {
-        Some((a, b)) => Tensor::from_slice(&d[a..b], l.shape(), &Device::Cpu),
+        Some((a, b)) => Ok(&d[a..b]),
         None => bail!("attention-train: inputs must be contiguous"),
     }
 }
 
-/// `(B, T, Hx, D)` -> `(B, H, T, D)`, key/value heads repeated for their query heads.
-fn heads_first(x: &Tensor, d: &Dims) -> candle_core::Result<Tensor> {
-    let x = x.transpose(1, 2)?.contiguous()?;
-    let hx = x.dim(1)?;
-    if hx == d.heads {
-        return Ok(x);
-    }
-    x.unsqueeze(2)?
-        .broadcast_as((d.batch, hx, d.heads / hx, d.seq, d.dim))?
-        .reshape((d.batch, d.heads, d.seq, d.dim))
+/// Query blocks of a sequence: `(start, rows)`.
+fn query_blocks(seq: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..seq)
+        .step_by(BLOCK)
+        .map(move |start| (start, BLOCK.min(seq - start)))
 }
 
-/// One block's inputs: its queries, the keys and values up to its end, and the raw
-/// scores `q kᵀ` `(B, H, rows, start + rows)` (unscaled, unmasked).
-struct Block {
-    start: usize,
-    rows: usize,
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    s: Tensor,
-}
-
-fn blocks<'a>(
-    q: &'a Tensor,
-    k: &'a Tensor,
-    v: &'a Tensor,
-    d: &'a Dims,
-) -> impl Iterator<Item = candle_core::Result<Block>> + 'a {
-    (0..d.seq).step_by(BLOCK).map(move |start| {
-        let rows = BLOCK.min(d.seq - start);
+/// One (batch row, query head) forward: `o [T, D]` and `lse [T]`.
+fn forward_task(q: &[f32], k: &[f32], v: &[f32], d: &Dims, task: usize) -> (Vec<f32>, Vec<f32>) {
+    let (n, t) = (d.dim, d.seq);
+    let (qv, kv) = d.rows(task);
+    let (mut o, mut lse) = (vec![0f32; t * n], vec![0f32; t]);
+    let mut s = vec![0f32; BLOCK * t];
+    for (start, rows) in query_blocks(t) {
         let end = start + rows;
-        let qb = q.narrow(2, start, rows)?.contiguous()?;
-        let (kb, vb) = (k.narrow(2, 0, end)?, v.narrow(2, 0, end)?);
-        let s = qb.matmul(&kb.t()?)?;
-        Ok(Block {
-            start,
-            rows,
-            q: qb,
-            k: kb,
-            v: vb,
-            s,
+        let sv = View::dense(0, rows, end);
+        let keys = kv.narrow(0, end);
+        matmul(
+            (&mut s, sv),
+            (q, qv.narrow(start, rows)),
+            (k, keys.t()),
+            d.scale(),
+            false,
+        );
+        for (i, row) in s[..rows * end].chunks_exact_mut(end).enumerate() {
+            let (live, dead) = row.split_at_mut(start + i + 1);
+            let max = live.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for x in live.iter_mut() {
+                *x = kernels::exp(*x - max);
+                sum += *x;
+            }
+            let inv = 1.0 / sum;
+            live.iter_mut().for_each(|x| *x *= inv);
+            dead.fill(0.0);
+            lse[start + i] = max + sum.ln();
+        }
+        matmul(
+            (&mut o, View::dense(start * n, rows, n)),
+            (&s, sv),
+            (v, keys),
+            1.0,
+            false,
+        );
+    }
+    (o, lse)
+}
+
+/// Inputs of one backward task.
+struct Backward<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    o: &'a [f32],
+    d_o: &'a [f32],
+    lse: &'a [f32],
+}
+
+/// One (batch row, query head)'s `dq`, `dk`, `dv`, each `[T, D]` (the last two for its
+/// key/value head, to be summed over the group).
+fn backward_task(x: &Backward<'_>, d: &Dims, task: usize) -> [Vec<f32>; 3] {
+    let (n, t) = (d.dim, d.seq);
+    let (qv, kv) = d.rows(task);
+    let lse = &x.lse[task * t..(task + 1) * t];
+    let delta: Vec<f32> = (0..t)
+        .map(|i| {
+            let at = qv.offset + i * qv.rs;
+            kernels::dot(&x.d_o[at..at + n], &x.o[at..at + n])
         })
-    })
+        .collect();
+    let z = || vec![0f32; t * n];
+    let (mut dq, mut dk, mut dv) = (z(), z(), z());
+    let (mut p, mut ds) = (vec![0f32; BLOCK * t], vec![0f32; BLOCK * t]);
+    for (start, rows) in query_blocks(t) {
+        let end = start + rows;
+        let sv = View::dense(0, rows, end);
+        let keys = kv.narrow(0, end);
+        let (qb, dob) = (qv.narrow(start, rows), qv.narrow(start, rows));
+        matmul((&mut p, sv), (x.q, qb), (x.k, keys.t()), d.scale(), false);
+        matmul((&mut ds, sv), (x.d_o, dob), (x.v, keys.t()), 1.0, false);
+        let p_rows = p[..rows * end].chunks_exact_mut(end);
+        let ds_rows = ds[..rows * end].chunks_exact_mut(end);
+        for (i, (pr, gr)) in p_rows.zip(ds_rows).enumerate() {
+            let live = start + i + 1;
+            let (l, dl) = (lse[start + i], delta[start + i]);
+            for (pj, gj) in pr[..live].iter_mut().zip(gr[..live].iter_mut()) {
+                *pj = kernels::exp(*pj - l);
+                *gj = d.scale() * *pj * (*gj - dl);
+            }
+            pr[live..].fill(0.0);
+            gr[live..].fill(0.0);
+        }
+        let dense_keys = View::dense(0, end, n);
+        matmul(
+            (&mut dq, View::dense(start * n, rows, n)),
+            (&ds, sv),
+            (x.k, keys),
+            1.0,
+            false,
+        );
+        matmul((&mut dk, dense_keys), (&ds, sv.t()), (x.q, qb), 1.0, true);
+        matmul((&mut dv, dense_keys), (&p, sv.t()), (x.d_o, dob), 1.0, true);
+    }
+    [dq, dk, dv]
 }
 
-impl Block {
-    fn keys(&self) -> usize {
-        self.start + self.rows
-    }
-
-    /// Row `i` of the block's `(B·H·rows)` rows sees keys `0..=start + i % rows`.
-    fn visible(&self, i: usize) -> usize {
-        self.start + i % self.rows + 1
-    }
-
-    /// The softmax probabilities `(B, H, rows, keys)` of the forward, and each row's
-    /// log-sum-exp `(B, H, rows, 1)`: scale, mask, max, exp and sum in one pass per row,
-    /// in parallel over rows.
-    fn softmax(&self, scale: f32) -> candle_core::Result<(Tensor, Tensor)> {
-        let keys = self.keys();
-        let mut p = self.s.flatten_all()?.to_vec1::<f32>()?;
-        let lse: Vec<f32> = p
-            .par_chunks_mut(keys)
-            .enumerate()
-            .map(|(i, row)| {
-                let (live, dead) = row.split_at_mut(self.visible(i));
-                let max = live
-                    .iter()
-                    .fold(f32::NEG_INFINITY, |m, &x| m.max(x * scale));
-                let mut sum = 0f32;
-                for x in live.iter_mut() {
-                    *x = kernels::exp(*x * scale - max);
-                    sum += *x;
-                }
-                let inv = 1.0 / sum;
-                live.iter_mut().for_each(|x| *x *= inv);
-                dead.fill(0.0);
-                max + sum.ln()
-            })
-            .collect();
-        let shape = self.s.shape().clone();
-        let mut lse_shape = shape.dims().to_vec();
-        *lse_shape.last_mut().expect("rank 4") = 1;
-        Ok((
-            Tensor::from_vec(p, shape, &Device::Cpu)?,
-            Tensor::from_vec(lse, lse_shape, &Device::Cpu)?,
-        ))
-    }
-
-    /// The backward's probabilities `P = exp(scale S - lse)` and score gradients
-    /// `dS = scale P ∘ (dP - D)`, one pass per row, in parallel over rows.
-    fn score_grads(
-        &self,
-        scale: f32,
-        lse: &[f32],
-        delta: &[f32],
-        dp: &Tensor,
-    ) -> candle_core::Result<(Tensor, Tensor)> {
-        let keys = self.keys();
-        let mut p = self.s.flatten_all()?.to_vec1::<f32>()?;
-        let mut ds = dp.flatten_all()?.to_vec1::<f32>()?;
-        p.par_chunks_mut(keys)
-            .zip(ds.par_chunks_mut(keys))
-            .enumerate()
-            .for_each(|(i, (p, ds))| {
-                let n = self.visible(i);
-                let (lse, delta) = (lse[i], delta[i]);
-                for (x, g) in p[..n].iter_mut().zip(ds[..n].iter_mut()) {
-                    *x = kernels::exp(*x * scale - lse);
-                    *g = scale * *x * (*g - delta);
-                }
-                p[n..].fill(0.0);
-                ds[n..].fill(0.0);
-            });
-        let shape = self.s.shape().clone();
-        Ok((
-            Tensor::from_vec(p, shape.clone(), &Device::Cpu)?,
-            Tensor::from_vec(ds, shape, &Device::Cpu)?,
-        ))
-    }
-}
-
-/// The rows `start..start + rows` of a `(B, H, T, 1)` tensor, flattened.
-fn row_values(x: &Tensor, b: &Block) -> candle_core::Result<Vec<f32>> {
-    x.narrow(2, b.start, b.rows)?.flatten_all()?.to_vec1()
-}
-
-/// `(B, H, T, D)` -> `(B, T, Hx, D)`, summing the query heads of each key/value head.
-fn heads_back(x: Tensor, d: &Dims, hx: usize) -> candle_core::Result<Tensor> {
-    let x = if hx == d.heads {
-        x
-    } else {
-        x.reshape((d.batch, hx, d.heads / hx, d.seq, d.dim))?
-            .sum(2)?
-    };
-    x.transpose(1, 2)?.contiguous()
+fn poisoned() -> candle_core::Error {
+    candle_core::Error::Msg("attention-train: a previous run panicked".into())
 }
 
 impl CustomOp3 for AttentionTrain {
@@ -244,22 +317,23 @@ impl CustomOp3 for AttentionTrain {
         vl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let d = Dims::of(ql.shape(), kl.shape(), vl.shape())?;
-        let q = heads_first(&tensor(qs, ql)?, &d)?;
-        let k = heads_first(&tensor(ks, kl)?, &d)?;
-        let v = heads_first(&tensor(vs, vl)?, &d)?;
-        let (mut out, mut lse) = (Vec::new(), Vec::new());
-        for block in blocks(&q, &k, &v, &d) {
-            let b = block?;
-            let (p, block_lse) = b.softmax(d.scale() as f32)?;
-            out.push(p.matmul(&b.v)?);
-            lse.push(block_lse);
+        let (q, k, v) = (data(qs, ql)?, data(ks, kl)?, data(vs, vl)?);
+        let per_task: Vec<(Vec<f32>, Vec<f32>)> = (0..d.batch * d.heads)
+            .into_par_iter()
+            .map(|task| forward_task(q, k, v, &d, task))
+            .collect();
+        let mut out = vec![0f32; q.len()];
+        let mut lse = Vec::with_capacity(d.batch * d.heads * d.seq);
+        for (task, (o, l)) in per_task.into_iter().enumerate() {
+            let (qv, _) = d.rows(task);
+            for (t, row) in o.chunks_exact(d.dim).enumerate() {
+                let at = qv.offset + t * qv.rs;
+                out[at..at + d.dim].copy_from_slice(row);
+            }
+            lse.extend(l);
         }
-        *self.lse.lock().map_err(|_| poisoned())? = Some(Tensor::cat(&lse, 2)?);
-        let out = Tensor::cat(&out, 2)?.transpose(1, 2)?.contiguous()?;
-        Ok((
-            CpuStorage::F32(out.flatten_all()?.to_vec1()?),
-            ql.shape().clone(),
-        ))
+        *self.lse.lock().map_err(|_| poisoned())? = lse;
+        Ok((CpuStorage::F32(out), ql.shape().clone()))
     }
 
     fn bwd(
@@ -271,47 +345,46 @@ impl CustomOp3 for AttentionTrain {
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let d = Dims::of(q.shape(), k.shape(), v.shape())?;
+        let vec = |t: &Tensor| t.contiguous()?.flatten_all()?.to_vec1::<f32>();
+        let (qv, kv, vv, ov, dov) = (vec(q)?, vec(k)?, vec(v)?, vec(res)?, vec(grad_res)?);
         let lse = self.lse.lock().map_err(|_| poisoned())?;
-        let Some(lse) = lse.as_ref() else {
+        if lse.len() != d.batch * d.heads * d.seq {
             bail!("{}: backward without a forward", self.name())
-        };
-        let (q, k, v) = (
-            heads_first(q, &d)?,
-            heads_first(k, &d)?,
-            heads_first(v, &d)?,
-        );
-        let d_o = heads_first(grad_res, &d)?;
-        let delta = (&d_o * heads_first(res, &d)?)?.sum_keepdim(D::Minus1)?;
-        let full = (d.batch, d.heads, d.seq, d.dim);
-        let mut dk = Tensor::zeros(full, candle_core::DType::F32, &Device::Cpu)?;
-        let mut dv = dk.clone();
-        let mut dq = Vec::new();
-        for block in blocks(&q, &k, &v, &d) {
-            let b = block?;
-            let dob = d_o.narrow(2, b.start, b.rows)?.contiguous()?;
-            let dp = dob.matmul(&b.v.t()?)?;
-            let (p, ds) = b.score_grads(
-                d.scale() as f32,
-                &row_values(lse, &b)?,
-                &row_values(&delta, &b)?,
-                &dp,
-            )?;
-            dq.push(ds.matmul(&b.k)?);
-            let tail = d.seq - b.keys();
-            dk = (dk + ds.t()?.matmul(&b.q)?.pad_with_zeros(2, 0, tail)?)?;
-            dv = (dv + p.t()?.matmul(&dob)?.pad_with_zeros(2, 0, tail)?)?;
         }
-        let dq = Tensor::cat(&dq, 2)?.transpose(1, 2)?.contiguous()?;
+        let x = Backward {
+            q: &qv,
+            k: &kv,
+            v: &vv,
+            o: &ov,
+            d_o: &dov,
+            lse: &lse,
+        };
+        let per_task: Vec<[Vec<f32>; 3]> = (0..d.batch * d.heads)
+            .into_par_iter()
+            .map(|task| backward_task(&x, &d, task))
+            .collect();
+        let mut dq = vec![0f32; qv.len()];
+        let (mut dk, mut dv) = (vec![0f32; kv.len()], vec![0f32; vv.len()]);
+        for (task, [tq, tk, tv]) in per_task.iter().enumerate() {
+            let (qr, kr) = d.rows(task);
+            for t in 0..d.seq {
+                let row = t * d.dim..(t + 1) * d.dim;
+                let at = qr.offset + t * qr.rs;
+                dq[at..at + d.dim].copy_from_slice(&tq[row.clone()]);
+                let at = kr.offset + t * kr.rs;
+                for c in 0..d.dim {
+                    dk[at + c] += tk[row.start + c];
+                    dv[at + c] += tv[row.start + c];
+                }
+            }
+        }
+        let dev = q.device();
         Ok((
-            Some(dq),
-            Some(heads_back(dk, &d, d.kv_heads)?),
-            Some(heads_back(dv, &d, d.kv_heads)?),
+            Some(Tensor::from_vec(dq, q.shape(), dev)?),
+            Some(Tensor::from_vec(dk, k.shape(), dev)?),
+            Some(Tensor::from_vec(dv, v.shape(), dev)?),
         ))
     }
-}
-
-fn poisoned() -> candle_core::Error {
-    candle_core::Error::Msg("attention-train: a previous run panicked".into())
 }
 
 #[cfg(test)]
