@@ -11,6 +11,7 @@ use models::tokenizer::bytes::ByteTokenizer;
 use models::{registry, BuildOptions, Differentiable};
 use results::task::{TaskKind, TaskParams};
 use results::ModelSpec;
+use testkit::max_abs_diff;
 
 const ARCHS: [&str; 2] = ["rwkv7", "llama"];
 
@@ -60,19 +61,6 @@ fn losses(dir: &Path) -> Vec<f64> {
         .lines()
         .map(|l| serde_json::from_str::<train::StepLog>(l).unwrap().loss)
         .collect()
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 #[test]
