@@ -74,15 +74,19 @@ impl CustomOp3 for LinearCrossEntropy {
                 .zip(rows.par_chunks(2))
                 .map(|(row, tw)| {
                     let (target, weight) = (tw[0] as usize, tw[1] as f64);
-                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let sum: f64 = row.iter().map(|&x| ((x - max) as f64).exp()).sum();
-                    let lse = max as f64 + sum.ln();
                     let picked = row[target] as f64;
-                    let scale = weight / total;
+                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    // One f32 exponential per logit (the SIMD one of the inference
+                    // kernels), summed in f64.
+                    let mut sum = 0f64;
                     for x in row.iter_mut() {
-                        *x = (((*x as f64) - lse).exp() * scale) as f32;
+                        *x = kernels::exp(*x - max);
+                        sum += *x as f64;
                     }
-                    row[target] -= scale as f32;
+                    let lse = max as f64 + sum.ln();
+                    let scale = (weight / total / sum) as f32;
+                    row.iter_mut().for_each(|x| *x *= scale);
+                    row[target] -= (weight / total) as f32;
                     weight * (lse - picked)
                 })
                 .sum();
