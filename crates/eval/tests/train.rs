@@ -8,6 +8,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use eval::train::{self, checkpoint, Source, TrainConfig};
 use models::tokenizer::bytes::ByteTokenizer;
+use models::tokenizer::Tokenizer;
 use models::{registry, BuildOptions, Differentiable};
 use results::task::{TaskKind, TaskParams};
 use results::ModelSpec;
@@ -196,5 +197,41 @@ fn a_diverging_run_names_the_step_and_keeps_its_last_good_checkpoint() {
     assert!(
         registry::build(&lm_spec, &BuildOptions::default()).is_ok(),
         "the last good checkpoint loads"
+    );
+}
+
+#[test]
+fn text_batches_are_windows_of_the_corpus_fixed_by_seed_and_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text: String = (0..400)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    std::fs::write(tmp.path().join("a.txt"), &text).unwrap();
+    let source = Source::text(tmp.path(), &ByteTokenizer, 32).unwrap();
+    let batch = |step| {
+        source
+            .batch(step, 4, 32, 9)
+            .unwrap()
+            .tokens
+            .to_vec2::<u32>()
+            .unwrap()
+    };
+    let corpus = ByteTokenizer.encode(&text).unwrap();
+    for row in batch(1) {
+        assert!(corpus.windows(32).any(|w| w == row.as_slice()), "{row:?}");
+    }
+    assert_eq!(batch(1), batch(1));
+    assert_ne!(batch(1), batch(2));
+    assert!(source.batch(1, 4, 32, 9).unwrap().weights.is_none());
+
+    let short = tmp.path().join("short.txt");
+    std::fs::write(&short, "too short").unwrap();
+    let err = Source::text(&short, &ByteTokenizer, 32)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("short.txt") && err.contains("too short for one window"),
+        "{err}"
     );
 }
