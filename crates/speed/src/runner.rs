@@ -232,13 +232,14 @@ pub fn run_suite(
                 continue;
             }
             let seq_len = cell.seq_len.unwrap_or(0);
+            let measure = cell_measure(suite, cell);
             run.begin(observer, cell);
             let plan = CellPlan {
                 model: cell.model.clone(),
                 seq_len,
                 dtype: c.dtype,
                 seed: c.seed,
-                measure: cell_measure(suite, cell),
+                measure,
                 sampling: c.sampling,
                 train: c.train,
             };
@@ -251,7 +252,7 @@ pub fn run_suite(
                 Ok(outcome) => {
                     let records = cell_records(
                         suite,
-                        cell_measure(suite, cell),
+                        measure,
                         seq_len,
                         std::slice::from_ref(&outcome),
                         None,

@@ -62,17 +62,8 @@ impl AdamW {
         })
     }
 
-    pub fn learning_rate(&self) -> f64 {
-        self.params.lr
-    }
-
     pub fn set_learning_rate(&mut self, lr: f64) {
         self.params.lr = lr;
-    }
-
-    /// Steps taken so far.
-    pub fn steps(&self) -> u64 {
-        self.step
     }
 
     /// One update; parameters without a gradient in `grads` are left as they are.

@@ -124,8 +124,9 @@ impl CustomOp3 for LinearCrossEntropy {
 }
 
 /// Mean cross-entropy of `hidden (B, T, C) @ head (V, C)^T` at positions `0..T-1`
-/// against `tokens (B, T)` at `1..T`, with optional `weights (B, T-1)` as in
-/// [`super::loss::next_token`]; a scalar, differentiable in `hidden` and `head`.
+/// against `tokens (B, T)` at `1..T`; with `weights (B, T-1)` (1 where a target
+/// counts, 0 where it does not), the mean over the counted targets. A scalar,
+/// differentiable in `hidden` and `head`.
 pub fn linear_next_token(
     hidden: &Tensor,
     head: &Tensor,

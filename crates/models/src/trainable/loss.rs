@@ -1,5 +1,6 @@
-//! Next-token cross-entropy, optionally counting only chosen targets (the answers of
-//! a synthetic task, as Zoology trains MQAR).
+//! Next-token cross-entropy through candle's own ops on whole logits, optionally
+//! counting only chosen targets: the plain reference [`super::linear_ce`] is tested
+//! against (training uses the fused op, which never holds the whole logits).
 
 use candle_core::{DType, Tensor, D};
 

@@ -5,7 +5,8 @@
 pub mod adamw;
 pub mod clip;
 pub mod linear_ce;
-pub mod loss;
+#[cfg(test)]
+mod loss;
 pub mod step;
 
 use std::collections::HashMap;

@@ -3,13 +3,12 @@
 
 use std::time::Instant;
 
-use candle_core::Device;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
 use super::estimate::{predict, Probe, REFINE_ABOVE_S, REFINE_FACTOR};
 use super::rss::{current_rss_bytes, peak_rss_bytes};
 use super::{CellEvent, CellOutcome, CellPlan, Phase};
-use models::{candle_dtype, registry, BuildOptions, CausalLm, Result};
+use models::{registry, CausalLm, Result};
 
 /// Prompt tokens: uniform over the vocabulary, seeded (speed does not depend on them).
 pub fn prompt_tokens(vocab: usize, len: usize, seed: u64) -> Vec<u32> {
@@ -52,11 +51,7 @@ pub fn run_cell(plan: &CellPlan, emit: &mut dyn FnMut(CellEvent)) -> Result<Cell
     let progress = |phase, done, total| CellEvent::Progress { phase, done, total };
     let s = plan.sampling;
     emit(progress(Phase::Load, 0, 1));
-    let opts = BuildOptions {
-        dtype: candle_dtype(plan.dtype),
-        device: Device::Cpu,
-        seed: plan.seed,
-    };
+    let opts = plan.build_options();
     let t = Instant::now();
     let mut model = registry::build(&plan.model, &opts)?;
     let load_ms = ms_since(t);

@@ -43,6 +43,17 @@ pub struct CellPlan {
     pub train: TrainCell,
 }
 
+impl CellPlan {
+    /// How the cell's model is built: the plan's dtype and seed, on the CPU.
+    pub fn build_options(&self) -> models::BuildOptions {
+        models::BuildOptions {
+            dtype: models::candle_dtype(self.dtype),
+            device: candle_core::Device::Cpu,
+            seed: self.seed,
+        }
+    }
+}
+
 /// What a child process is asked to do, as JSON on its stdin.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]

@@ -12,18 +12,14 @@ use super::cell::prompt_tokens;
 use super::rss::{current_rss_bytes, peak_rss_bytes};
 use super::{CellEvent, CellOutcome, CellPlan, Phase};
 use models::trainable::Stepper;
-use models::{candle_dtype, registry, BuildOptions, Result};
+use models::{registry, Result};
 
 /// Measures one training cell, reporting progress through `emit`.
 pub fn run_train_cell(plan: &CellPlan, emit: &mut dyn FnMut(CellEvent)) -> Result<CellOutcome> {
     let progress = |phase, done, total| CellEvent::Progress { phase, done, total };
     let t = plan.train;
     emit(progress(Phase::Load, 0, 1));
-    let opts = BuildOptions {
-        dtype: candle_dtype(plan.dtype),
-        device: Device::Cpu,
-        seed: plan.seed,
-    };
+    let opts = plan.build_options();
     // The description of the model comes from its inference build, dropped before the
     // trainable one is built: the high-water mark stays the training step's.
     let info = registry::build(&plan.model, &opts)?.info().clone();
