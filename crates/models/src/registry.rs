@@ -268,4 +268,27 @@ seq_lens = [16, 64]
         }
         assert!(n >= 3);
     }
+
+    /// A trainable build describes its model exactly as the inference build of the same
+    /// spec does: a suite's training and inference cells report one model.
+    #[test]
+    fn trainable_and_inference_builds_describe_a_model_alike() {
+        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/golden");
+        let specs = [
+            "rwkv7:preset=tiny".to_string(),
+            "llama:preset=tiny".to_string(),
+            format!("rwkv7:{}", golden.join("rwkv7/tiny.pth").display()),
+            format!("llama:{}", golden.join("qwen2_tied").display()),
+        ];
+        for raw in specs {
+            let spec: ModelSpec = raw.parse().unwrap();
+            let opts = BuildOptions::default();
+            let inference = build(&spec, &opts).unwrap().info().clone();
+            assert_eq!(
+                *build_trainable(&spec, &opts).unwrap().info(),
+                inference,
+                "{raw}"
+            );
+        }
+    }
 }

@@ -78,7 +78,12 @@ impl Implementation for LlamaImpl {
             }
         }
         .map_err(from_transformer)?;
-        Ok(Box::new(model))
+        let weights = match source {
+            TrainSource::Path(dir) => checkpoint_weights(dir),
+            TrainSource::Preset(preset) => random_weights(preset, opts),
+        };
+        let info = self.info(spec, shape_of(model.config()), opts, weights, None);
+        Ok(Box::new(LlamaTrainable { model, info }))
     }
 
     /// A Hugging Face directory (`config.json` + safetensors, single file or sharded).
@@ -109,15 +114,8 @@ impl LlamaImpl {
     ) -> Result<Llama> {
         let cfg = model.config();
         let cache = model.new_cache(1).map_err(from_transformer)?;
-        let shape = Shape {
-            params: cfg.param_count(),
-            layers: cfg.num_hidden_layers,
-            width: cfg.hidden_size,
-            vocab: cfg.vocab_size,
-            tied_embeddings: cfg.tie_word_embeddings,
-        };
         // Rope is computed per position: no limit but memory.
-        let info = self.info(spec, shape, opts, weights, None);
+        let info = self.info(spec, shape_of(cfg), opts, weights, None);
         Ok(Llama { model, cache, info })
     }
 }
@@ -153,32 +151,50 @@ impl Batched for Llama {
     }
 }
 
-impl Differentiable for transformer::train::Trainable {
+fn shape_of(cfg: &transformer::Config) -> Shape {
+    Shape {
+        params: cfg.param_count(),
+        layers: cfg.num_hidden_layers,
+        width: cfg.hidden_size,
+        vocab: cfg.vocab_size,
+        tied_embeddings: cfg.tie_word_embeddings,
+    }
+}
+
+/// Our Llama-family decoder for training, with the description of the inference build.
+pub struct LlamaTrainable {
+    model: transformer::train::Trainable,
+    info: ModelInfo,
+}
+
+impl Differentiable for LlamaTrainable {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
     fn hidden(&self, tokens: &Tensor) -> Result<Tensor> {
-        transformer::train::Trainable::hidden(self, tokens).map_err(from_transformer)
+        self.model.hidden(tokens).map_err(from_transformer)
     }
 
     fn head(&self) -> Result<Tensor> {
-        transformer::train::Trainable::head(self)
-            .cloned()
-            .map_err(from_transformer)
+        self.model.head().cloned().map_err(from_transformer)
     }
 
     fn vocab(&self) -> usize {
-        self.config().vocab_size
+        self.model.config().vocab_size
     }
 
     fn params(&self) -> Vec<(String, candle_core::Var)> {
-        self.vars().to_vec()
+        self.model.vars().to_vec()
     }
 
     fn checkpoint_keys(&self) -> Vec<(String, Vec<usize>)> {
-        transformer::train::Trainable::tensor_shapes(self.config())
+        transformer::train::Trainable::tensor_shapes(self.model.config())
     }
 
     /// A Hugging Face directory: `config.json` + `model.safetensors`.
     fn save(&self, dir: &Path) -> Result<PathBuf> {
-        self.save_dir(dir).map_err(from_transformer)?;
+        self.model.save_dir(dir).map_err(from_transformer)?;
         Ok(dir.to_path_buf())
     }
 }

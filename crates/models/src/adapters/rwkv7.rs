@@ -97,9 +97,22 @@ impl Implementation for Rwkv7Impl {
                 }
             }
         };
-        Ok(Box::new(
-            rwkv::Trainable::from_checkpoint(ckpt).map_err(model_error)?,
-        ))
+        let weights = match source {
+            TrainSource::Path(path) => checkpoint_weights(path),
+            TrainSource::Preset(preset) => random_weights(preset, opts),
+        };
+        let cfg = ckpt.config;
+        let shape = Shape {
+            params: cfg.param_count(),
+            layers: cfg.layers,
+            width: cfg.width,
+            vocab: cfg.vocab,
+            tied_embeddings: false,
+        };
+        Ok(Box::new(Rwkv7Trainable {
+            model: rwkv::Trainable::from_checkpoint(ckpt).map_err(model_error)?,
+            info: self.info(spec, shape, opts, weights, None),
+        }))
     }
 
     /// An official `.pth` (fp32/bf16/fp16) or a safetensors file with the same keys.
@@ -202,31 +215,41 @@ impl Batched for Rwkv7 {
     }
 }
 
-impl Differentiable for rwkv::Trainable {
+/// Our RWKV-7 for training, with the description of the inference build.
+pub struct Rwkv7Trainable {
+    model: rwkv::Trainable,
+    info: ModelInfo,
+}
+
+impl Differentiable for Rwkv7Trainable {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
     fn hidden(&self, tokens: &Tensor) -> Result<Tensor> {
-        rwkv::Trainable::hidden(self, tokens).map_err(model_error)
+        self.model.hidden(tokens).map_err(model_error)
     }
 
     fn head(&self) -> Result<Tensor> {
-        rwkv::Trainable::head(self).cloned().map_err(model_error)
+        self.model.head().cloned().map_err(model_error)
     }
 
     fn vocab(&self) -> usize {
-        self.config().vocab
+        self.model.config().vocab
     }
 
     fn params(&self) -> Vec<(String, candle_core::Var)> {
-        self.vars().to_vec()
+        self.model.vars().to_vec()
     }
 
     fn checkpoint_keys(&self) -> Vec<(String, Vec<usize>)> {
-        self.config().tensor_shapes()
+        self.model.config().tensor_shapes()
     }
 
     /// `model.safetensors` under the official keys (the `.pth` loader's twin).
     fn save(&self, dir: &Path) -> Result<PathBuf> {
         let path = dir.join("model.safetensors");
-        self.save_safetensors(&path).map_err(model_error)?;
+        self.model.save_safetensors(&path).map_err(model_error)?;
         Ok(path)
     }
 }

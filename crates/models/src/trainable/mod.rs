@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Tensor, Var};
+use results::ModelInfo;
 
 use crate::Result;
 
@@ -20,6 +21,9 @@ pub use adamw::AdamW;
 pub use step::Stepper;
 
 pub trait Differentiable {
+    /// What the model is, as the inference build of the same spec describes it.
+    fn info(&self) -> &ModelInfo;
+
     /// `tokens (B, T)` u32 -> the last norm's output `(B, T, C)` f32, differentiable.
     fn hidden(&self, tokens: &Tensor) -> Result<Tensor>;
 

@@ -20,9 +20,6 @@ pub fn run_train_cell(plan: &CellPlan, emit: &mut dyn FnMut(CellEvent)) -> Resul
     let t = plan.train;
     emit(progress(Phase::Load, 0, 1));
     let opts = plan.build_options();
-    // The description of the model comes from its inference build, dropped before the
-    // trainable one is built: the high-water mark stays the training step's.
-    let info = registry::build(&plan.model, &opts)?.info().clone();
     let started = Instant::now();
     let model = registry::build_trainable(&plan.model, &opts)?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -65,7 +62,7 @@ pub fn run_train_cell(plan: &CellPlan, emit: &mut dyn FnMut(CellEvent)) -> Resul
         }
     }
     Ok(CellOutcome {
-        info,
+        info: model.info().clone(),
         threads: candle_core::utils::get_num_threads(),
         load_ms,
         prefill_ms: Vec::new(),
