@@ -196,6 +196,10 @@ pub struct TrainArgs {
     /// A task setting, as in a suite's [tasks] table, e.g. mqar_pairs=16 (repeatable)
     #[arg(long = "task-param", value_name = "KEY=VALUE")]
     pub task_params: Vec<String>,
+    /// A task mixture entry, e.g. `seq_len=512,mqar_pairs=64` over --seq-len and
+    /// --task-param (repeatable; step s trains on entry (s - 1) mod count)
+    #[arg(long, value_name = "SETTINGS", requires = "task")]
+    pub mix: Vec<String>,
     /// Optimizer steps in all (a resumed run goes on to this step)
     #[arg(long, default_value_t = 200)]
     pub steps: u64,

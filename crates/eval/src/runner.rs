@@ -23,7 +23,7 @@ use results::{Metric, ModelSpec, Record, Results, TaskFields};
 use crate::perplexity::{buckets, corpus_files, document_loss};
 use crate::score::score_example;
 use crate::taskfile::{score_item, Item, TaskFile};
-use crate::tasks::{self, TaskKind};
+use crate::tasks::{self, TaskKind, TaskParams};
 use crate::{Error, Result};
 
 /// Where results go and whether to resume them.
@@ -38,7 +38,8 @@ pub struct EvalOptions {
 
 /// What a cell evaluates.
 enum Work<'a> {
-    Task(TaskKind, usize),
+    /// A task at a length, with MQAR's key-value count where a grid sets it.
+    Task(TaskKind, usize, Option<usize>),
     File(&'a TaskFile),
     Corpus(&'a CorpusConfig, &'a [(PathBuf, String)], usize),
 }
@@ -46,7 +47,7 @@ enum Work<'a> {
 impl Work<'_> {
     fn name(&self) -> String {
         match self {
-            Work::Task(k, _) => k.to_string(),
+            Work::Task(k, ..) => k.to_string(),
             Work::File(f) => f.name.clone(),
             Work::Corpus(c, _, _) => c.name(),
         }
@@ -54,7 +55,7 @@ impl Work<'_> {
 
     fn cell(&self, model: &ModelSpec) -> Cell {
         let seq_len = match self {
-            Work::Task(_, l) | Work::Corpus(_, _, l) => Some(*l),
+            Work::Task(_, l, _) | Work::Corpus(_, _, l) => Some(*l),
             // Task files are not generated per length.
             Work::File(_) => None,
         };
@@ -62,6 +63,10 @@ impl Work<'_> {
             model: model.clone(),
             task: Some(self.name()),
             seq_len,
+            pairs: match self {
+                Work::Task(_, _, pairs) => *pairs,
+                _ => None,
+            },
         }
     }
 
@@ -115,7 +120,7 @@ impl Cx<'_> {
 
     fn run(&mut self, work: &Work, cell: &Cell, obs: &mut dyn Observer) -> Result<Vec<Record>> {
         match work {
-            Work::Task(kind, len) => self.task(*kind, *len, cell, obs),
+            Work::Task(kind, len, pairs) => self.task(*kind, *len, *pairs, cell, obs),
             Work::File(f) => self.file(f, cell, obs),
             Work::Corpus(c, docs, len) => self.corpus(c, docs, *len, cell, obs),
         }
@@ -135,14 +140,23 @@ impl Cx<'_> {
         &mut self,
         kind: TaskKind,
         len: usize,
+        pairs: Option<usize>,
         cell: &Cell,
         obs: &mut dyn Observer,
     ) -> Result<Vec<Record>> {
         self.check_length(len)?;
         let vocab = self.model.info().vocab;
         let seed = self.suite.config.seed;
-        let examples = tasks::generate(kind, self.tok, vocab, len, &self.acc.params, seed)?;
-        let chance = tasks::chance(kind, &self.acc.params, vocab.min(self.tok.vocab_size()));
+        let params = match pairs {
+            Some(k) => TaskParams {
+                mqar_pairs: k,
+                ..self.acc.params.clone()
+            },
+            None => self.acc.params.clone(),
+        };
+        let examples = tasks::generate(kind, self.tok, vocab, len, &params, seed)?;
+        let chance = tasks::chance(kind, &params, vocab.min(self.tok.vocab_size()));
+
         let total = examples.len();
         obs.cell_progress(cell, Phase::Score, 0, total);
         // (depth, exact-match hits, mean log-likelihoods), in the order depths were given.
@@ -167,6 +181,7 @@ impl Cx<'_> {
             let fields = TaskFields {
                 task: Some(kind.to_string()),
                 depth,
+                pairs,
                 wilson: None,
                 chance: Some(chance),
                 seed: Some(seed),
@@ -181,6 +196,19 @@ impl Cx<'_> {
                     ..fields
                 },
             ));
+        }
+        // The state or cache a whole example leaves behind: the memory the recall was
+        // bought with (Zoology's x axis).
+        if let Some(last) = examples.last() {
+            self.model.reset()?;
+            self.model.prefill(&last.tokens)?;
+            let fields = TaskFields {
+                task: Some(kind.to_string()),
+                pairs,
+                ..TaskFields::default()
+            };
+            let bytes = vec![self.model.state_bytes() as f64];
+            out.extend(self.record(Metric::StateBytes, len, bytes, fields));
         }
         Ok(out)
     }
@@ -320,7 +348,19 @@ pub fn run_eval(suite: &Suite, opts: &EvalOptions, obs: &mut dyn Observer) -> Re
     }
     let mut work: Vec<Work> = Vec::new();
     for &len in &c.seq_lens {
-        work.extend(acc.tasks.iter().map(|&k| Work::Task(k, len)));
+        for &kind in &acc.tasks {
+            let grid = &acc.params.mqar_grid;
+            if kind == TaskKind::Mqar && !grid.is_empty() {
+                // Zoology's grid: every count that fits, at most a quarter of the length.
+                work.extend(
+                    grid.iter()
+                        .filter(|&&k| 4 * k <= len)
+                        .map(|&k| Work::Task(kind, len, Some(k))),
+                );
+            } else {
+                work.push(Work::Task(kind, len, None));
+            }
+        }
     }
     work.extend(files.iter().map(Work::File));
     for (corpus, docs) in &corpora {

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use eval::train::{self, checkpoint, Source, TrainConfig};
+use eval::train::{self, checkpoint, Mix, Source, TrainConfig};
 use models::tokenizer::bytes::ByteTokenizer;
 use models::tokenizer::Tokenizer;
 use models::{registry, BuildOptions, Differentiable};
@@ -42,11 +42,14 @@ fn config(model: &str, steps: u64, lr: f64) -> TrainConfig {
 fn copy_task(vocab: usize) -> Source {
     Source::Task {
         kind: TaskKind::Copy,
-        params: TaskParams {
-            copy_answer: 8,
-            token_vocab: 64,
-            ..TaskParams::default()
-        },
+        mix: vec![Mix {
+            seq_len: 48,
+            params: TaskParams {
+                copy_answer: 8,
+                token_vocab: 64,
+                ..TaskParams::default()
+            },
+        }],
         tokenizer: Box::new(ByteTokenizer),
         vocab,
     }

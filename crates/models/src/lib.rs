@@ -9,6 +9,7 @@ pub mod error;
 pub mod implementation;
 pub mod model;
 pub mod presets;
+pub mod pretrained;
 pub mod registry;
 pub mod synthetic;
 pub mod tokenizer;

@@ -120,6 +120,68 @@ pub const PRESETS: &[Preset] = &[
             max_position_embeddings: 32768,
         },
     },
+    // The recall study's shapes (Zoology's: two layers, widths 64 to 256), over the
+    // 1024-id vocabulary of the shipped recall tokenizer.
+    Preset {
+        name: "recall-64",
+        layers: 2,
+        width: 64,
+        vocab: 1024,
+        rwkv: RwkvShape {
+            head_size: 64,
+            ffn: 256,
+            lora_w: 16,
+            lora_a: 16,
+            lora_v: 8,
+            lora_g: 16,
+        },
+        llama: LlamaShape {
+            heads: 1,
+            kv_heads: 1,
+            intermediate: 208,
+            max_position_embeddings: 65536,
+        },
+    },
+    Preset {
+        name: "recall-128",
+        layers: 2,
+        width: 128,
+        vocab: 1024,
+        rwkv: RwkvShape {
+            head_size: 64,
+            ffn: 512,
+            lora_w: 16,
+            lora_a: 16,
+            lora_v: 8,
+            lora_g: 32,
+        },
+        llama: LlamaShape {
+            heads: 2,
+            kv_heads: 2,
+            intermediate: 392,
+            max_position_embeddings: 65536,
+        },
+    },
+    Preset {
+        name: "recall-256",
+        layers: 2,
+        width: 256,
+        vocab: 1024,
+        rwkv: RwkvShape {
+            head_size: 64,
+            ffn: 1024,
+            lora_w: 32,
+            lora_a: 32,
+            lora_v: 16,
+            lora_g: 64,
+        },
+        llama: LlamaShape {
+            heads: 4,
+            kv_heads: 4,
+            intermediate: 776,
+            max_position_embeddings: 65536,
+        },
+    },
 ];
 
 /// Looks a preset up by name.

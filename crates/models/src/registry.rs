@@ -8,6 +8,7 @@ use crate::adapters::{llama, llama_upstream, rwkv7, rwkv7_upstream};
 use crate::implementation::{BuildOptions, Implementation, TrainSource};
 use crate::model::CausalLm;
 use crate::presets::{preset, preset_names, Preset};
+use crate::pretrained;
 use crate::trainable::Differentiable;
 use crate::{Error, Result};
 
@@ -81,6 +82,9 @@ pub fn resolve(spec: &ModelSpec) -> Result<&'static dyn Implementation> {
             ))
         }
         Source::Path(_) => {}
+        Source::Pretrained(name) => {
+            pretrained::path(spec, imp.arch(), name)?;
+        }
     }
     Ok(imp)
 }
@@ -91,6 +95,9 @@ pub fn build(spec: &ModelSpec, opts: &BuildOptions) -> Result<Box<dyn CausalLm>>
     match &spec.source {
         Source::Preset(p) => imp.build_from_preset(spec, resolve_preset(spec, p)?, opts),
         Source::Path(path) => imp.build_from_path(spec, path, opts),
+        Source::Pretrained(name) => {
+            imp.build_from_path(spec, &pretrained::path(spec, imp.arch(), name)?, opts)
+        }
     }
 }
 
@@ -102,6 +109,10 @@ pub fn build_trainable(spec: &ModelSpec, opts: &BuildOptions) -> Result<Box<dyn 
             imp.build_trainable(spec, &TrainSource::Preset(resolve_preset(spec, p)?), opts)
         }
         Source::Path(path) => imp.build_trainable(spec, &TrainSource::Path(path), opts),
+        Source::Pretrained(name) => {
+            let path = pretrained::path(spec, imp.arch(), name)?;
+            imp.build_trainable(spec, &TrainSource::Path(&path), opts)
+        }
     }
 }
 
@@ -110,7 +121,7 @@ pub fn max_seq_len(spec: &ModelSpec) -> Result<Option<usize>> {
     let imp = resolve(spec)?;
     Ok(match &spec.source {
         Source::Preset(p) => imp.preset_max_seq_len(resolve_preset(spec, p)?),
-        Source::Path(_) => None,
+        Source::Path(_) | Source::Pretrained(_) => None,
     })
 }
 
@@ -119,7 +130,7 @@ pub fn preset_width(spec: &ModelSpec) -> Result<Option<usize>> {
     resolve(spec)?;
     Ok(match &spec.source {
         Source::Preset(p) => Some(resolve_preset(spec, p)?.width),
-        Source::Path(_) => None,
+        Source::Path(_) | Source::Pretrained(_) => None,
     })
 }
 

@@ -22,6 +22,8 @@ pub struct Point {
     pub task: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub depth: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairs: Option<usize>,
     pub median: f64,
     /// The mean, kept for accuracy metrics: an accuracy is the mean of 0/1 samples, whose
     /// median says nothing.
@@ -42,6 +44,7 @@ impl Point {
             seq_len: self.seq_len,
             task: self.task.clone(),
             depth: self.depth,
+            pairs: self.pairs,
         }
     }
 }
@@ -72,6 +75,7 @@ impl Entry {
                     seq_len: rec.seq_len,
                     task: rec.task.task.clone(),
                     depth: rec.task.depth,
+                    pairs: rec.task.pairs,
                     median: rec.summary.median,
                     mean: rec.metric.is_accuracy().then_some(rec.summary.mean),
                 })

@@ -23,6 +23,8 @@ pub struct Cell {
     pub model: ModelSpec,
     pub task: Option<String>,
     pub seq_len: Option<usize>,
+    /// MQAR's key-value pairs, where a suite evaluates a grid of them.
+    pub pairs: Option<usize>,
 }
 
 impl Cell {
@@ -31,6 +33,7 @@ impl Cell {
         key.model == self.model
             && key.task == self.task
             && self.seq_len.is_none_or(|l| l == key.seq_len)
+            && key.pairs == self.pairs
     }
 }
 
@@ -39,6 +42,9 @@ impl std::fmt::Display for Cell {
         write!(f, "{}", self.model)?;
         if let Some(t) = &self.task {
             write!(f, " {t}")?;
+        }
+        if let Some(k) = self.pairs {
+            write!(f, " ({k} pairs)")?;
         }
         if let Some(l) = self.seq_len {
             write!(f, " @ {l}")?;

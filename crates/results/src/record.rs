@@ -177,6 +177,7 @@ pub struct CellKey {
     pub seq_len: usize,
     pub task: Option<String>,
     pub depth: Option<f64>,
+    pub pairs: Option<usize>,
 }
 
 impl Record {
@@ -234,6 +235,7 @@ impl Record {
             seq_len: self.seq_len,
             task: self.task.task.clone(),
             depth: self.task.depth,
+            pairs: self.task.pairs,
         }
     }
 }
@@ -247,6 +249,9 @@ pub struct TaskFields {
     /// Where the answer lay in the context, as a fraction of its length.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub depth: Option<f64>,
+    /// Key-value pairs per example (MQAR records of a suite's `mqar_grid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairs: Option<usize>,
     /// Wilson interval of a proportion (accuracy records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wilson: Option<Interval>,

@@ -75,12 +75,15 @@ pub struct Results {
 }
 
 impl Results {
-    /// Records of one metric, for one model spec, ordered by length.
+    /// Records of one metric, for one model spec, ordered by length. The state an
+    /// evaluation's examples left behind (a `StateBytes` record with a task) is the
+    /// recall chart's, not part of the speed run's series.
     pub fn series(&self, model: &ModelSpec, metric: Metric) -> Vec<&Record> {
         let mut v: Vec<&Record> = self
             .records
             .iter()
             .filter(|r| r.model == *model && r.metric == metric)
+            .filter(|r| r.metric != Metric::StateBytes || r.task.task.is_none())
             .collect();
         v.sort_by_key(|r| r.seq_len);
         v

@@ -15,6 +15,8 @@ pub enum Source {
     Preset(String),
     /// A checkpoint file or directory.
     Path(PathBuf),
+    /// A checkpoint shipped with the repository (`pretrained=recall-small`).
+    Pretrained(String),
 }
 
 /// Which tokenizer to use, as written after `tokenizer=`.
@@ -89,9 +91,9 @@ impl std::str::FromStr for ModelSpec {
             spec: raw.to_string(),
             message,
         };
-        let (name, rest) = raw
-            .split_once(':')
-            .ok_or_else(|| fail("expected NAME:preset=PRESET or NAME:PATH".into()))?;
+        let (name, rest) = raw.split_once(':').ok_or_else(|| {
+            fail("expected NAME:preset=PRESET, NAME:pretrained=PAIR or NAME:PATH".into())
+        })?;
         if name.is_empty() {
             return Err(fail("the implementation name before ':' is empty".into()));
         }
@@ -100,9 +102,10 @@ impl std::str::FromStr for ModelSpec {
         let mut options: Vec<(String, String)> = Vec::new();
         let mut tokenizer = None;
         let preset = source.strip_prefix("preset=").map(String::from);
+        let pretrained = source.strip_prefix("pretrained=").map(String::from);
+        let named = preset.is_some() || pretrained.is_some();
         for segment in segments {
-            if options.is_empty() && tokenizer.is_none() && preset.is_none() && !is_option(segment)
-            {
+            if options.is_empty() && tokenizer.is_none() && !named && !is_option(segment) {
                 source.push(',');
                 source.push_str(segment);
                 continue;
@@ -123,13 +126,17 @@ impl std::str::FromStr for ModelSpec {
                 options.push((key.to_string(), value.to_string()));
             }
         }
-        let source = match preset {
-            Some(p) if p.is_empty() => {
+        let source = match (preset, pretrained) {
+            (Some(p), _) if p.is_empty() => {
                 return Err(fail("the preset name after 'preset=' is empty".into()))
             }
-            Some(p) => Source::Preset(p),
-            None if source.is_empty() => return Err(fail("the path after ':' is empty".into())),
-            None => Source::Path(PathBuf::from(source)),
+            (Some(p), _) => Source::Preset(p),
+            (_, Some(p)) if p.is_empty() => {
+                return Err(fail("the pair name after 'pretrained=' is empty".into()))
+            }
+            (_, Some(p)) => Source::Pretrained(p),
+            _ if source.is_empty() => return Err(fail("the path after ':' is empty".into())),
+            _ => Source::Path(PathBuf::from(source)),
         };
         Ok(Self {
             implementation: name.to_string(),
@@ -146,6 +153,7 @@ impl std::fmt::Display for ModelSpec {
         match &self.source {
             Source::Preset(p) => write!(f, "preset={p}")?,
             Source::Path(p) => write!(f, "{}", p.display())?,
+            Source::Pretrained(p) => write!(f, "pretrained={p}")?,
         }
         if let Some(t) = &self.tokenizer {
             write!(f, ",tokenizer={t}")?;

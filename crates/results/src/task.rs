@@ -73,12 +73,30 @@ pub struct TaskParams {
     pub niah_needles: usize,
     /// Key/value pairs (mqar); 0 chooses `min(64, length / 16)`.
     pub mqar_pairs: usize,
+    /// Evaluate MQAR once per key-value count listed (records carry `pairs`; a count
+    /// over a quarter of a length is left out there); empty: `mqar_pairs` alone.
+    pub mqar_grid: Vec<usize>,
     /// Zoology's power-law exponent of query gaps (mqar); small favours short gaps.
     pub mqar_power: f64,
     /// Answer tokens per copy example.
     pub copy_answer: usize,
     /// Token ids of mqar and copy are drawn from `1..min(vocab, token_vocab)`.
     pub token_vocab: usize,
+}
+
+impl TaskParams {
+    /// The settings that shape `kind`'s examples, as `KEY=VALUE` (for records and logs).
+    pub fn summary(&self, kind: TaskKind) -> String {
+        match kind {
+            TaskKind::Passkey => "passkey".into(),
+            TaskKind::Niah => format!("niah_needles={}", self.niah_needles),
+            TaskKind::Mqar => format!(
+                "mqar_pairs={}, mqar_power={}",
+                self.mqar_pairs, self.mqar_power
+            ),
+            TaskKind::Copy => format!("copy_answer={}", self.copy_answer),
+        }
+    }
 }
 
 impl Default for TaskParams {
@@ -88,6 +106,7 @@ impl Default for TaskParams {
             depths: vec![0.0, 0.25, 0.5, 0.75, 1.0],
             niah_needles: 4,
             mqar_pairs: 0,
+            mqar_grid: Vec::new(),
             mqar_power: 0.01,
             copy_answer: 16,
             token_vocab: 8192,

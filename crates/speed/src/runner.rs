@@ -148,6 +148,7 @@ pub fn cells(suite: &Suite) -> Vec<Cell> {
                         model: model.clone(),
                         task: task.clone(),
                         seq_len: Some(seq_len),
+                        pairs: None,
                     })
             })
         })

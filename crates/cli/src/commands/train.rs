@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use eval::train::{self, checkpoint, Source, TrainConfig};
+use eval::train::{self, checkpoint, Mix, Source, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use models::{registry, tokenizer, BuildOptions};
 use results::spec::Source as SpecSource;
@@ -15,15 +15,54 @@ use crate::cli::TrainArgs;
 use crate::commands::eval::rerun_with_threads;
 
 /// `KEY=VALUE` settings over the defaults, read as the `[accuracy.params]` of a suite.
-fn task_params(pairs: &[String]) -> anyhow::Result<TaskParams> {
-    let mut text = String::new();
+fn task_params<'a>(flag: &str, pairs: impl Iterator<Item = &'a str>) -> anyhow::Result<TaskParams> {
+    // A later setting of a key replaces an earlier one (a --mix entry over --task-param).
+    let mut settings = std::collections::BTreeMap::new();
     for p in pairs {
         let Some((k, v)) = p.split_once('=') else {
-            bail!("--task-param {p}: write KEY=VALUE, e.g. mqar_pairs=16");
+            bail!("{flag} {p}: write KEY=VALUE, e.g. mqar_pairs=16");
         };
-        text.push_str(&format!("{} = {}\n", k.trim(), v.trim()));
+        settings.insert(k.trim().to_string(), v.trim().to_string());
     }
-    toml::from_str(&text).map_err(|e| anyhow::anyhow!("--task-param: {}", e.message()))
+    let text: String = settings
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}\n"))
+        .collect();
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{flag}: {}", e.message()))
+}
+
+/// The task mixture: one entry per `--mix` (`seq_len=…` and task settings over
+/// `--seq-len` and `--task-param`), or the one setting those two give.
+fn task_mix(args: &TrainArgs) -> anyhow::Result<Vec<Mix>> {
+    let base = || args.task_params.iter().map(String::as_str);
+    if args.mix.is_empty() {
+        return Ok(vec![Mix {
+            seq_len: args.seq_len,
+            params: task_params("--task-param", base())?,
+        }]);
+    }
+    args.mix
+        .iter()
+        .map(|entry| {
+            let mut seq_len = args.seq_len;
+            let mut settings = Vec::new();
+            for part in entry.split(',') {
+                match part.trim().strip_prefix("seq_len=") {
+                    Some(v) => {
+                        seq_len = v.trim().parse().map_err(|_| {
+                            anyhow::anyhow!("--mix {entry}: seq_len `{v}` is not a count")
+                        })?;
+                        if seq_len < 2 {
+                            bail!("--mix {entry}: seq_len must be at least 2");
+                        }
+                    }
+                    None => settings.push(part),
+                }
+            }
+            let params = task_params("--mix", base().chain(settings))?;
+            Ok(Mix { seq_len, params })
+        })
+        .collect()
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
@@ -75,7 +114,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         (Some(path), _) => Source::text(path, tok.as_ref(), args.seq_len)?,
         (None, Some(task)) => Source::Task {
             kind: task.into(),
-            params: task_params(&args.task_params)?,
+            mix: task_mix(&args)?,
             tokenizer: tok,
             vocab: model.vocab(),
         },

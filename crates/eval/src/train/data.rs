@@ -26,10 +26,19 @@ pub enum Source {
     },
     Task {
         kind: TaskKind,
-        params: TaskParams,
+        /// Step `s` draws from entry `(s - 1) % mix.len()`: Zoology trains one model on
+        /// several lengths and key-value counts at once.
+        mix: Vec<Mix>,
         tokenizer: Box<dyn Tokenizer>,
         vocab: usize,
     },
+}
+
+/// One setting of a task mixture: its sequence length and parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mix {
+    pub seq_len: usize,
+    pub params: TaskParams,
 }
 
 impl Source {
@@ -55,11 +64,19 @@ impl Source {
     pub fn describe(&self) -> String {
         match self {
             Source::Text { tokens } => format!("text, {} tokens", tokens.len()),
-            Source::Task { kind, .. } => format!("task {kind}"),
+            Source::Task { kind, mix, .. } if mix.len() == 1 => format!("task {kind}"),
+            Source::Task { kind, mix, .. } => format!(
+                "task {kind}, mixture of {}",
+                mix.iter()
+                    .map(|m| format!("{} ({})", m.seq_len, m.params.summary(*kind)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 
-    /// The batch of step `step`.
+    /// The batch of step `step` (`seq_len` is that of text; a task's comes from its
+    /// mixture).
     pub fn batch(&self, step: u64, batch: usize, seq_len: usize, seed: u64) -> Result<Batch> {
         let stream = seed ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let dev = Device::Cpu;
@@ -78,10 +95,12 @@ impl Source {
             }
             Source::Task {
                 kind,
-                params,
+                mix,
                 tokenizer,
                 vocab,
             } => {
+                let Mix { seq_len, params } = &mix[(step.max(1) - 1) as usize % mix.len()];
+                let seq_len = *seq_len;
                 let mut rng = SmallRng::seed_from_u64(stream);
                 let mut examples = Vec::with_capacity(batch);
                 if kind.uses_depths() {

@@ -19,7 +19,7 @@ use crate::{Error, Result};
 use models::trainable::{Differentiable, Stepper};
 
 pub use checkpoint::Saved;
-pub use data::Source;
+pub use data::{Mix, Source};
 pub use schedule::Schedule;
 
 /// Everything that decides the run's numbers; `run.json` records it and `--resume`
@@ -149,7 +149,7 @@ pub fn train(
                 last.step
             )));
         }
-        let tokens = cfg.batch * cfg.seq_len;
+        let tokens = batch.tokens.elem_count();
         let entry = StepLog {
             step,
             loss,

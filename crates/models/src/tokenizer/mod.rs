@@ -53,9 +53,15 @@ pub fn load(spec: &TokenizerSpec) -> Result<Box<dyn Tokenizer>> {
 /// presets, `tokenizer.json` inside a Hugging Face directory, the world vocabulary
 /// beside an RWKV checkpoint.
 pub fn default_for(spec: &ModelSpec) -> Result<TokenizerSpec> {
+    let shipped;
     let path = match &spec.source {
         Source::Preset(_) => return Ok(TokenizerSpec::Bytes),
         Source::Path(p) => p,
+        Source::Pretrained(name) => {
+            let arch = crate::registry::resolve(spec)?.arch();
+            shipped = crate::pretrained::path(spec, arch, name)?;
+            &shipped
+        }
     };
     let beside = |name: &str| -> Option<PathBuf> {
         let dir = if path.is_dir() {

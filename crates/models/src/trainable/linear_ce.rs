@@ -164,7 +164,24 @@ pub fn linear_next_token(
             "the loss weights count no target".into(),
         ));
     }
-    let tw = Tensor::stack(&[targets.to_dtype(DType::F32)?, weights], 1)?;
+    let mut tw = Tensor::stack(&[targets.to_dtype(DType::F32)?, weights], 1)?;
+    let mut h = h;
+    // A task's loss counts only its answers (a few rows in a hundred): the rows of
+    // weight zero contribute nothing, so they are not multiplied by the head at all.
+    let kept: Vec<u32> = tw
+        .narrow(1, 1, 1)?
+        .flatten_all()?
+        .to_vec1::<f32>()?
+        .iter()
+        .enumerate()
+        .filter(|(_, &w)| w != 0.0)
+        .map(|(i, _)| i as u32)
+        .collect();
+    if kept.len() < rows {
+        let index = Tensor::new(kept.as_slice(), hidden.device())?;
+        h = h.index_select(&index, 0)?;
+        tw = tw.index_select(&index, 0)?;
+    }
     let op = LinearCrossEntropy {
         grads: Mutex::new(None),
     };
