@@ -12,18 +12,20 @@ cd "$(dirname "$0")/../.."
 
 BIN=${BIN:-target/release/rwkv-bench}
 OUT=${OUT:-reports/recall-study}
-WIDTHS=${WIDTHS:-"64 128 256"}
+WIDTHS=${WIDTHS-"64 128 256"}   # empty: skip the grid
 ARCHS=${ARCHS:-"llama rwkv7"}
 LRS=${LRS:-"1e-3 3e-3"}
 STEPS=${STEPS:-1000}
 BATCH=${BATCH:-32}
 JOBS=${JOBS:-$(nproc)}
+TOKEN_VOCAB=${TOKEN_VOCAB:-256}
 TOKENIZER=assets/pretrained/tokenizer.json
 
 # A curriculum in one mixture: short sequences with few pairs teach the lookup, the
-# longer ones the distances; step s draws mixture entry (s-1) mod 5.
-MIX=(--mix seq_len=64,mqar_pairs=4 --mix seq_len=128,mqar_pairs=8
-     --mix seq_len=256,mqar_pairs=16 --mix seq_len=256,mqar_pairs=32
+# longer ones the distances; step s draws mixture entry (s-1) mod 5. Keys and values
+# come from 256 ids (TOKEN_VOCAB), so each key is seen often enough in a CPU budget.
+MIX=(--mix seq_len=64,mqar_pairs=4 --mix seq_len=64,mqar_pairs=8
+     --mix seq_len=128,mqar_pairs=16 --mix seq_len=256,mqar_pairs=32
      --mix seq_len=256,mqar_pairs=64)
 
 train_one() {
@@ -32,15 +34,40 @@ train_one() {
   local resume=()
   [[ -e "$run/latest" ]] && resume=(--resume)
   "$BIN" train --model "$arch:preset=recall-$width,tokenizer=hf:$TOKENIZER" \
-    --task mqar "${MIX[@]}" --batch "$BATCH" --steps "$STEPS" --lr "$lr" \
+    --task mqar --task-param "token_vocab=$TOKEN_VOCAB" "${MIX[@]}" --batch "$BATCH" --steps "$STEPS" --lr "$lr" \
     --warmup 50 --seed 0 --threads 1 --checkpoint-every 100 --out "$run" "${resume[@]}" \
     > "$run.train.log" 2>&1 || { echo "training $run failed: see $run.train.log" >&2; return 1; }
 }
 export -f train_one
-export BIN OUT STEPS BATCH TOKENIZER
+export BIN OUT STEPS BATCH TOKENIZER TOKEN_VOCAB
 export MIX_STR="${MIX[*]}"
 
 mkdir -p "$OUT"
 jobs=()
 for w in $WIDTHS; do for lr in $LRS; do for a in $ARCHS; do jobs+=("$a $w $lr"); done; done; done
-printf '%s\n' "${jobs[@]}" | xargs -P "$JOBS" -L 1 bash -c 'MIX=($MIX_STR); train_one "$@"' _
+[[ ${#jobs[@]} -eq 0 ]] || printf '%s\n' "${jobs[@]}" | xargs -P "$JOBS" -L 1 bash -c 'MIX=($MIX_STR); train_one "$@"' _
+
+# Evaluation: every run's last checkpoint on the study grid.
+for w in $WIDTHS; do for lr in $LRS; do for a in $ARCHS; do
+  run="$OUT/$a-$w-lr$lr"
+  [[ -e "$run/latest" ]] || { echo "no checkpoint in $run" >&2; continue; }
+  ck="$run/$(cat "$run/latest")"
+  model=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['model'])" "$ck/checkpoint.json")
+  "$BIN" eval suites/recall-study.toml --model "$a:$ck/$model,tokenizer=hf:$TOKENIZER" \
+    --out "$run.eval" --threads 1 > "$run.eval.log" 2>&1 || echo "evaluating $run failed: see $run.eval.log" >&2
+done; done; done
+
+# The shipped pair's transformer: 1000 steps leave Llama short of the 90 % the pair
+# needs (see the note), so it trains on, from its 1000-step checkpoint, for
+# CONTINUE_STEPS more on the same mixture (optimizer state restarts, 50 warm-up steps).
+if [[ -n "${CONTINUE_STEPS:-}" ]]; then
+  for lr in ${CONTINUE_LRS:-3e-3}; do
+    src="$OUT/llama-128-lr3e-3/step-$(printf %06d "$STEPS")"
+    run="$OUT/llama-128-lr3e-3+$CONTINUE_STEPS-lr$lr"
+    "$BIN" train --model "llama:$src,tokenizer=hf:$TOKENIZER" \
+      --task mqar --task-param "token_vocab=$TOKEN_VOCAB" "${MIX[@]}" --batch "$BATCH" \
+      --steps "$CONTINUE_STEPS" --lr "$lr" --warmup 50 --seed 1 --threads 1 \
+      --checkpoint-every 100 --out "$run" > "$run.train.log" 2>&1 &
+  done
+  wait
+fi

@@ -40,9 +40,33 @@ pub enum Command {
     /// Measure accuracy across lengths: synthetic tasks, task files, perplexity; exit 1
     /// when a gate fails
     Eval(EvalArgs),
+    /// Tokens per character and per byte of each tokenizer on text in several languages
+    /// (gettext catalogs), and a run's crossovers in characters
+    Fertility(FertilityArgs),
     /// Measure one cell (internal: the isolated child process `run` starts)
     #[command(hide = true)]
     Cell,
+}
+
+#[derive(clap::Args)]
+pub struct FertilityArgs {
+    /// Tokenizer: world:PATH (rwkv_vocab_v20230424.txt), hf:PATH (tokenizer.json) or
+    /// bytes (repeatable)
+    #[arg(long, required = true)]
+    pub tokenizer: Vec<results::TokenizerSpec>,
+    /// Languages: directories under --locales (English is always measured, on the
+    /// catalogs' sources)
+    #[arg(long, value_delimiter = ',', default_value = "id,th,vi")]
+    pub languages: Vec<String>,
+    /// Where gettext catalogs lie, as <DIR>/<lang>/LC_MESSAGES/*.mo
+    #[arg(long, default_value = "/usr/share/locale")]
+    pub locales: PathBuf,
+    /// A results.json of `run`: its crossovers are given in characters per language
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Also write the measurements as JSON here
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]

@@ -20,6 +20,7 @@ fn run() -> anyhow::Result<ExitCode> {
         cli::Command::Grad(args) => commands::grad::run(args),
         cli::Command::Train(args) => return commands::train::run(args),
         cli::Command::Eval(args) => return commands::eval::run(args),
+        cli::Command::Fertility(args) => commands::fertility::run(args),
         cli::Command::Cell => commands::cell::run(),
     }
     .map(|()| ExitCode::SUCCESS)

@@ -1,7 +1,9 @@
 //! Accuracy across lengths: synthetic long-context tasks generated in each model's own
 //! tokens ([`tasks`]), user task files ([`taskfile`]), scoring ([`score`]), perplexity by position
-//! ([`perplexity`]) and the evaluation runner ([`runner`]).
+//! ([`perplexity`]), tokenizer fertility per language ([`fertility`]) and the evaluation
+//! runner ([`runner`]).
 
+pub mod fertility;
 pub mod perplexity;
 pub mod runner;
 pub mod score;

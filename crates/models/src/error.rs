@@ -34,6 +34,10 @@ pub enum Error {
     #[error("tokenizer {path}: {}", results::error::one_line(.message))]
     Tokenizer { path: PathBuf, message: String },
 
+    /// A text or translation catalog that cannot be read as text in a language.
+    #[error("{path}: {message}")]
+    Text { path: PathBuf, message: String },
+
     /// A user task file line that does not parse; nothing is skipped silently.
     #[error("{path}:{line}: {message}")]
     TaskFile {
@@ -72,6 +76,7 @@ impl Error {
             Self::Data(_)
                 | Self::Checkpoint { .. }
                 | Self::Tokenizer { .. }
+                | Self::Text { .. }
                 | Self::TaskFile { .. }
         )
     }

@@ -423,8 +423,8 @@ pub fn accuracy(results: &Results) -> Option<Table> {
         return None;
     }
     recs.sort_by(|a, b| {
-        (&a.model, &a.task.task, a.metric, a.seq_len)
-            .cmp(&(&b.model, &b.task.task, b.metric, b.seq_len))
+        (&a.model, &a.task.task, a.task.pairs, a.metric, a.seq_len)
+            .cmp(&(&b.model, &b.task.task, b.task.pairs, b.metric, b.seq_len))
             .then(
                 a.task
                     .depth
@@ -441,6 +441,7 @@ pub fn accuracy(results: &Results) -> Option<Table> {
                     && o.model == r.model
                     && o.seq_len == r.seq_len
                     && o.task.task == r.task.task
+                    && o.task.pairs == r.task.pairs
                     && o.task.depth == r.task.depth
             })
             .map_or("–".to_string(), |o| format!("{:.2}", o.summary.mean))
@@ -471,6 +472,10 @@ pub fn accuracy(results: &Results) -> Option<Table> {
             .map(|r| {
                 let k: f64 = r.samples.iter().sum();
                 let task = r.task.task.clone().unwrap_or_default();
+                let task = match r.task.pairs {
+                    Some(k) => format!("{task} ({k} pairs)"),
+                    None => task,
+                };
                 let task = if r.metric == Metric::AccuracyNorm {
                     format!("{task} (acc_norm)")
                 } else {

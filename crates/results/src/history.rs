@@ -137,6 +137,7 @@ mod tests {
                 seq_len: 16,
                 task: None,
                 depth: None,
+                pairs: None,
                 median: 1.5,
                 mean: None,
             }],

@@ -91,10 +91,13 @@ impl TaskParams {
             TaskKind::Passkey => "passkey".into(),
             TaskKind::Niah => format!("niah_needles={}", self.niah_needles),
             TaskKind::Mqar => format!(
-                "mqar_pairs={}, mqar_power={}",
-                self.mqar_pairs, self.mqar_power
+                "mqar_pairs={}, mqar_power={}, token_vocab={}",
+                self.mqar_pairs, self.mqar_power, self.token_vocab
             ),
-            TaskKind::Copy => format!("copy_answer={}", self.copy_answer),
+            TaskKind::Copy => format!(
+                "copy_answer={}, token_vocab={}",
+                self.copy_answer, self.token_vocab
+            ),
         }
     }
 }

@@ -1,6 +1,7 @@
 pub mod cell;
 pub mod compare;
 pub mod eval;
+pub mod fertility;
 pub mod grad;
 pub mod history;
 pub mod info;

@@ -1,5 +1,5 @@
-//! Accuracy vs length: one series per model and task, pooled over depths, with the 95 %
-//! Wilson interval as error bars, on a linear 0–1 axis.
+//! Accuracy vs length: one series per model and task (and MQAR key-value count), pooled
+//! over depths, with the 95 % Wilson interval as error bars, on a linear 0–1 axis.
 
 use results::stats::{wilson_interval, CONFIDENCE};
 use results::{Metric, ModelSpec, Results};
@@ -17,7 +17,11 @@ fn pooled(results: &Results) -> Vec<(ModelSpec, String, Cells)> {
         .iter()
         .filter(|r| r.metric == Metric::Accuracy)
     {
-        let task = r.task.task.clone().unwrap_or_default();
+        let name = r.task.task.clone().unwrap_or_default();
+        let task = match r.task.pairs {
+            Some(k) => format!("{name} ({k} pairs)"),
+            None => name,
+        };
         let i = match out.iter().position(|(m, t, _)| *m == r.model && *t == task) {
             Some(i) => i,
             None => {

@@ -7,6 +7,7 @@ pub mod axis;
 pub mod decode;
 pub mod memory;
 pub mod prefill;
+pub mod recall_state;
 pub mod speedup;
 pub mod state;
 pub mod train;
@@ -54,6 +55,8 @@ pub enum XAxis {
     Lengths,
     /// Linear scale labelled with integers (e.g. run numbers).
     Index,
+    /// Log scale labelled with 1-2-5 numbers (e.g. sizes).
+    Log,
 }
 
 /// How the y axis is scaled.
@@ -112,6 +115,7 @@ pub fn charts(results: &Results) -> Vec<Chart> {
         state::chart(results),
         train::chart(results),
         accuracy::chart(results),
+        recall_state::chart(results),
     ]
     .into_iter()
     .flatten()
@@ -267,6 +271,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &PlotData) -> R
             Axis::lengths(&measured, data.markers.iter().map(|m| m.x)).ok_or_else(no_data)?
         }
         XAxis::Index => Axis::index(points().map(|p| p.x.round() as usize).max().unwrap_or(1)),
+        XAxis::Log => Axis::log(points().map(|p| p.x), 0.0).ok_or_else(no_data)?,
     };
     draw_on(root, data, &x, &y)
 }
