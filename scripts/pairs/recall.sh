@@ -57,17 +57,20 @@ for w in $WIDTHS; do for lr in $LRS; do for a in $ARCHS; do
     --out "$run.eval" --threads 1 > "$run.eval.log" 2>&1 || echo "evaluating $run failed: see $run.eval.log" >&2
 done; done; done
 
-# The shipped pair's transformer: 1000 steps leave Llama short of the 90 % the pair
-# needs (see the note), so it trains on, from its 1000-step checkpoint, for
-# CONTINUE_STEPS more on the same mixture (optimizer state restarts, 50 warm-up steps).
-if [[ -n "${CONTINUE_STEPS:-}" ]]; then
-  for lr in ${CONTINUE_LRS:-3e-3}; do
-    src="$OUT/llama-128-lr3e-3/step-$(printf %06d "$STEPS")"
-    run="$OUT/llama-128-lr3e-3+$CONTINUE_STEPS-lr$lr"
-    "$BIN" train --model "llama:$src,tokenizer=hf:$TOKENIZER" \
-      --task mqar --task-param "token_vocab=$TOKEN_VOCAB" "${MIX[@]}" --batch "$BATCH" \
-      --steps "$CONTINUE_STEPS" --lr "$lr" --warmup 50 --seed 1 --threads 1 \
-      --checkpoint-every 100 --out "$run" > "$run.train.log" 2>&1 &
+
+# The shipped pair (assets/pretrained/recall-small): width 128, both architectures on
+# one short-sequence mixture (more sequences per step than the grid's: Llama's
+# induction circuit forms with sequences seen, not tokens), PAIR_STEPS steps.
+if [[ -n "${PAIR_STEPS:-}" ]]; then
+  PAIR_MIX=(--mix seq_len=32,mqar_pairs=4 --mix seq_len=32,mqar_pairs=8
+            --mix seq_len=64,mqar_pairs=8 --mix seq_len=64,mqar_pairs=16)
+  for a in $ARCHS; do
+    run="$OUT/pair/$a-128"
+    mkdir -p "$OUT/pair"
+    "$BIN" train --model "$a:preset=recall-128,tokenizer=hf:$TOKENIZER" \
+      --task mqar --task-param "token_vocab=$TOKEN_VOCAB" "${PAIR_MIX[@]}" --batch 64 \
+      --steps "$PAIR_STEPS" --lr 3e-3 --warmup 100 --seed 0 --threads 1 \
+      --checkpoint-every 250 --out "$run" > "$run.train.log" 2>&1 &
   done
   wait
 fi

@@ -10,6 +10,7 @@ use results::analysis::CrossoverAt;
 use results::Results;
 
 pub fn run(args: FertilityArgs) -> anyhow::Result<()> {
+    let results = args.results.as_deref().map(Results::load).transpose()?;
     let mut catalogs = Vec::new();
     for lang in &args.languages {
         let c = fertility::load(&args.locales, lang)?;
@@ -43,9 +44,8 @@ pub fn run(args: FertilityArgs) -> anyhow::Result<()> {
         "(text: the .mo catalogs under {}/<lang>/LC_MESSAGES; English: their sources)",
         args.locales.display()
     );
-    if let Some(path) = &args.results {
-        let results = Results::load(path)?;
-        print_crossovers(&results, &all);
+    if let Some(results) = &results {
+        print_crossovers(results, &all);
     }
     if let Some(out) = &args.out {
         let json = serde_json::to_vec_pretty(&all)?;
