@@ -437,3 +437,31 @@ fn the_shipped_accuracy_suite_runs_and_its_gates_fail_on_random_weights() {
         "{log}"
     );
 }
+
+/// The recall suite as a fresh clone runs it: only shipped files, every length and
+/// key-value count, the state each model held, and a verdict on the recall claim.
+#[test]
+fn the_recall_suite_gives_the_recall_claim_a_verdict_from_the_shipped_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bench()
+        .args(["eval", "suites/recall.toml", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    let r = results(dir.path());
+    let acc = records(&r, "accuracy");
+    // 2 models x 3 lengths x 3 key-value counts.
+    assert_eq!(acc.len(), 18, "{log}");
+    assert!(acc.iter().all(|x| x["pairs"].as_u64().is_some()));
+    assert_eq!(records(&r, "state_bytes").len(), 18);
+    let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    let row = summary
+        .lines()
+        .find(|l| l.contains("RWKV underperforms on some reasoning/recall tasks"))
+        .unwrap();
+    assert!(!row.contains("not measured"), "{row}");
+    assert!(row.contains("supported"), "{row}");
+    assert!(dir.path().join("charts/recall_state.svg").exists());
+}

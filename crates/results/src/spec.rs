@@ -242,6 +242,21 @@ mod tests {
         // A comma inside a path stays in the path.
         let s: ModelSpec = "llama:/data/a,b/model".parse().unwrap();
         assert_eq!(s.source, Source::Path("/data/a,b/model".into()));
+        // A shipped pair, by name, with options after it.
+        let s: ModelSpec = "rwkv7:pretrained=recall-small,tokenizer=bytes"
+            .parse()
+            .unwrap();
+        assert_eq!(s.source, Source::Pretrained("recall-small".into()));
+        assert_eq!(s.tokenizer, Some(TokenizerSpec::Bytes));
+        assert_eq!(
+            s.to_string(),
+            "rwkv7:pretrained=recall-small,tokenizer=bytes"
+        );
+        let e = "llama:pretrained="
+            .parse::<ModelSpec>()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("after 'pretrained='"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `rwkv-bench info`: the machine and the presets.
 
 use models::presets::PRESETS;
+use models::pretrained::{self, PRETRAINED};
 use models::registry::REGISTRY;
 use results::machine::Machine;
 
@@ -47,6 +48,13 @@ pub fn run() -> anyhow::Result<()> {
             print!("{:>16.1} M", e.preset_params(p) as f64 / 1e6);
         }
         println!();
+    }
+    println!(
+        "\ntrained pairs (spec rwkv7:pretrained=NAME, llama:pretrained=NAME; in {})",
+        pretrained::assets_dir().display()
+    );
+    for p in PRETRAINED {
+        println!("  {:<14} {}", p.name, p.about);
     }
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! Recall vs state size, Zoology's figure: x = the recurrent state or KV cache a model
 //! holds after the context, y = its MQAR accuracy there. A transformer's cache grows
 //! with the context, so its points move right with length; a recurrent model's state
-//! does not, so its points stack: the chart shows what each byte of memory buys.
+//! does not, so its points stack: the chart shows what each byte of memory buys. One
+//! line per model, pooled over key-value counts when the series would crowd the
+//! legend (the accuracy chart has them one by one).
 
 use results::stats::{wilson_interval, CONFIDENCE};
 use results::{Metric, Record, Results};
@@ -14,21 +16,38 @@ fn is_mqar(r: &Record) -> bool {
     r.task.task.as_deref() == Some(TASK)
 }
 
+/// Legend rows the chart keeps before pooling key-value counts.
+const MAX_SERIES: usize = 6;
+
 pub fn chart(results: &Results) -> Option<Chart> {
-    let mut series: Vec<Series> = Vec::new();
-    for m in &results.models {
+    let counts = |m: &results::ModelSpec| {
         let mut pairs: Vec<Option<usize>> = results
             .records
             .iter()
-            .filter(|r| r.model == m.spec && r.metric == Metric::Accuracy && is_mqar(r))
+            .filter(|r| r.model == *m && r.metric == Metric::Accuracy && is_mqar(r))
             .map(|r| r.task.pairs)
             .collect();
         pairs.sort_unstable();
         pairs.dedup();
-        for k in pairs {
+        pairs
+    };
+    let total: usize = results.models.iter().map(|m| counts(&m.spec).len()).sum();
+    let pool = total > MAX_SERIES;
+    let mut series: Vec<Series> = Vec::new();
+    for m in &results.models {
+        // `None` in `groups` stands for "every count" when pooling.
+        let groups: Vec<Option<Option<usize>>> = if pool {
+            vec![None]
+        } else {
+            counts(&m.spec).into_iter().map(Some).collect()
+        };
+        for k in groups {
             let mut points: Vec<Point> = Vec::new();
             let accuracy = results.records.iter().filter(|r| {
-                r.model == m.spec && r.metric == Metric::Accuracy && is_mqar(r) && r.task.pairs == k
+                r.model == m.spec
+                    && r.metric == Metric::Accuracy
+                    && is_mqar(r)
+                    && k.is_none_or(|k| r.task.pairs == k)
             });
             // Depths and repeated cells of one length pool into one proportion.
             let mut cells: Vec<(usize, usize, usize)> = Vec::new();
@@ -63,8 +82,9 @@ pub fn chart(results: &Results) -> Option<Chart> {
             }
             points.sort_by(|a, b| a.x.total_cmp(&b.x).then(b.y.total_cmp(&a.y)));
             let label = match k {
-                Some(k) => format!("{} ({k} pairs)", m.spec),
-                None => m.spec.to_string(),
+                Some(Some(k)) => format!("{} ({k} pairs)", m.spec),
+                Some(None) => m.spec.to_string(),
+                None => format!("{} (all key-value counts)", m.spec),
             };
             series.push(Series { label, points });
         }
