@@ -75,5 +75,33 @@ fn bad_train_input_is_one_line_naming_what_is_wrong() {
         e.contains("--task-param") && e.contains("no_such_key"),
         "{e}"
     );
+    let e = stderr(&mut train(&out, "4", &["--mix", "seq_len=lots"]));
+    assert!(
+        e.contains("--mix seq_len=lots") && e.contains("not a count"),
+        "{e}"
+    );
+    let e = stderr(&mut train(&out, "4", &["--mix", "seq_len=16,copy_answr=2"]));
+    assert!(e.contains("--mix") && e.contains("copy_answr"), "{e}");
     assert!(!out.join("latest").exists(), "nothing half-written");
+}
+
+#[test]
+fn a_mixture_trains_each_entry_in_turn_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let mix = ["--mix", "seq_len=16,copy_answer=2", "--mix", "seq_len=32"];
+    train(&out, "2", &mix).assert().success();
+    let run = std::fs::read_to_string(out.join("run.json")).unwrap();
+    assert!(run.contains("mixture of 16 (copy_answer=2"), "{run}");
+    let tokens: Vec<u64> = std::fs::read_to_string(out.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["tokens"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    // Batch 4: step 1 at 16 tokens, step 2 at 32.
+    assert_eq!(tokens, vec![64, 128]);
 }
