@@ -67,27 +67,28 @@ fn losses(dir: &Path) -> Vec<f64> {
         .collect()
 }
 
+/// Trains a whole run; the mean loss of its first and of its last `n` steps.
+fn first_and_last(
+    model: &dyn Differentiable,
+    source: &Source,
+    cfg: &TrainConfig,
+    n: usize,
+) -> (f64, f64) {
+    let tmp = tempfile::tempdir().unwrap();
+    train::train(model, source, cfg, tmp.path(), None, None, |_| {}).unwrap();
+    let l = losses(tmp.path());
+    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
+    (mean(&l[..n]), mean(&l[l.len() - n..]))
+}
+
 #[test]
 fn the_loss_falls_on_a_copy_task() {
     for arch in ARCHS {
         let raw = format!("{arch}:preset=tiny");
         let model = build(&raw);
-        let tmp = tempfile::tempdir().unwrap();
         let cfg = config(&raw, 30, 3e-3);
         let source = copy_task(model.vocab());
-        train::train(
-            model.as_ref(),
-            &source,
-            &cfg,
-            tmp.path(),
-            None,
-            None,
-            |_| {},
-        )
-        .unwrap();
-        let l = losses(tmp.path());
-        let first: f64 = l[..5].iter().sum::<f64>() / 5.0;
-        let last: f64 = l[l.len() - 5..].iter().sum::<f64>() / 5.0;
+        let (first, last) = first_and_last(model.as_ref(), &source, &cfg, 5);
         assert!(last < 0.8 * first, "{arch}: loss {first:.3} -> {last:.3}");
     }
 }
@@ -114,25 +115,12 @@ fn a_micro_recall_pair_lowers_its_loss_on_an_mqar_mixture() {
             tokenizer: Box::new(ByteTokenizer),
             vocab: model.vocab(),
         };
-        let tmp = tempfile::tempdir().unwrap();
         let cfg = TrainConfig {
             data: "task mqar".into(),
             seq_len: 64,
             ..config(&raw, 16, 1e-2)
         };
-        train::train(
-            model.as_ref(),
-            &source,
-            &cfg,
-            tmp.path(),
-            None,
-            None,
-            |_| {},
-        )
-        .unwrap();
-        let l = losses(tmp.path());
-        let first: f64 = l[..4].iter().sum::<f64>() / 4.0;
-        let last: f64 = l[l.len() - 4..].iter().sum::<f64>() / 4.0;
+        let (first, last) = first_and_last(model.as_ref(), &source, &cfg, 4);
         // Values come from 32 of the 1024 ids: ln 1024 = 6.9 falls towards ln 32 = 3.5.
         assert!(last < first - 1.0, "{arch}: loss {first:.3} -> {last:.3}");
     }
