@@ -85,9 +85,16 @@ fn print_crossovers(results: &Results, all: &[Fertility]) {
             c.baseline,
             c.metric.label()
         );
+        let confirmed = c.confirmed_from.map(|n| n as f64);
+        if let Some(n) = confirmed {
+            println!("    (every 95 % interval above 1 from {n:.0} tokens)");
+        }
         for f in all {
+            let from = confirmed.map_or(String::new(), |n| {
+                format!(", confirmed from ≈ {:.0}", f.chars_for(n))
+            });
             println!(
-                "    {:<5} {:<40} ≈ {:>9.0} characters",
+                "    {:<5} {:<40} ≈ {:>9.0} characters{from}",
                 f.language,
                 short(&f.tokenizer, 40),
                 f.chars_for(tokens)
