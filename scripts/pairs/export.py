@@ -7,9 +7,13 @@ RWKV_CHECKPOINT_DIR is a `rwkv-bench train` checkpoint of an rwkv7 model
 (`.../step-NNNNNN`, holding model.safetensors under the official keys); the Llama one
 holds a Hugging Face directory (config.json + model.safetensors). OUT_DIR receives
 
-    rwkv7/model.pth           torch.save of the state dict, as BlinkDL's checkpoints (f32)
+    rwkv7/model.pth           torch.save of the state dict in bfloat16, as BlinkDL ships theirs
     rwkv7/tokenizer.json      the pair's tokenizer (assets/pretrained/tokenizer.json)
-    llama/config.json, llama/model.safetensors, llama/tokenizer.json
+    llama/config.json, llama/model.safetensors (bfloat16), llama/tokenizer.json
+
+bfloat16 halves the files (each pair member stays under 2 MiB in git); every model here
+upcasts them to the dtype it runs in, so the f32 logits compared below are those of the
+rounded weights, in our code and in the official code alike.
 
 Then it loads each with the official implementation (PyPI `rwkv`'s RWKV_x070,
 Hugging Face `transformers`' LlamaForCausalLM), runs a fixed token sequence, and
@@ -29,7 +33,7 @@ os.environ["RWKV_JIT_ON"] = "1"
 os.environ["RWKV_CUDA_ON"] = "0"
 
 import torch  # noqa: E402
-from safetensors.torch import load_file  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "target", "release", "rwkv-bench")
@@ -51,7 +55,7 @@ def ours(spec, out):
 
 def export_rwkv(src, dst):
     os.makedirs(dst, exist_ok=True)
-    sd = {k: v.float().contiguous() for k, v in load_file(os.path.join(src, "model.safetensors")).items()}
+    sd = {k: v.to(torch.bfloat16).contiguous() for k, v in load_file(os.path.join(src, "model.safetensors")).items()}
     pth = os.path.join(dst, "model.pth")
     torch.save(sd, pth)
     shutil.copy(TOKENIZER, os.path.join(dst, "tokenizer.json"))
@@ -64,8 +68,17 @@ def export_rwkv(src, dst):
 
 def export_llama(src, dst):
     os.makedirs(dst, exist_ok=True)
-    for f in ("config.json", "model.safetensors"):
-        shutil.copy(os.path.join(src, f), os.path.join(dst, f))
+    config = json.load(open(os.path.join(src, "config.json")))
+    config["torch_dtype"] = "bfloat16"
+    with open(os.path.join(dst, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
+    weights = load_file(os.path.join(src, "model.safetensors"))
+    save_file(
+        {k: v.to(torch.bfloat16).contiguous() for k, v in weights.items()},
+        os.path.join(dst, "model.safetensors"),
+        metadata={"format": "pt"},
+    )
     shutil.copy(TOKENIZER, os.path.join(dst, "tokenizer.json"))
     from transformers import LlamaForCausalLM
 
