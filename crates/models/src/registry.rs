@@ -1,6 +1,8 @@
 //! The one table of model implementations, chosen by the name in a model spec. Adding
 //! an implementation: a file under `adapters/` and a line here.
 
+use std::path::PathBuf;
+
 use results::suite::{suite_error, Suite};
 use results::{ModelSpec, Source};
 
@@ -71,48 +73,47 @@ pub fn resolve(spec: &ModelSpec) -> Result<&'static dyn Implementation> {
             ),
         ));
     }
-    match &spec.source {
-        Source::Preset(p) => {
-            resolve_preset(spec, p)?;
-        }
-        Source::Path(path) if !path.exists() => {
+    if let Origin::Checkpoint(path) = origin(spec, imp)? {
+        if !path.exists() {
             return Err(Error::spec(
                 spec,
                 format!("checkpoint {} does not exist", path.display()),
-            ))
-        }
-        Source::Path(_) => {}
-        Source::Pretrained(name) => {
-            pretrained::path(spec, imp.arch(), name)?;
+            ));
         }
     }
     Ok(imp)
 }
 
+/// Where a spec's weights come from, a shipped pair's name resolved to its file: the
+/// one place `pretrained=NAME` differs from a path.
+enum Origin {
+    Preset(&'static Preset),
+    Checkpoint(PathBuf),
+}
+
+fn origin(spec: &ModelSpec, imp: &dyn Implementation) -> Result<Origin> {
+    Ok(match &spec.source {
+        Source::Preset(p) => Origin::Preset(resolve_preset(spec, p)?),
+        Source::Path(path) => Origin::Checkpoint(path.clone()),
+        Source::Pretrained(name) => Origin::Checkpoint(pretrained::path(spec, imp.arch(), name)?),
+    })
+}
+
 /// Builds the model a spec names.
 pub fn build(spec: &ModelSpec, opts: &BuildOptions) -> Result<Box<dyn CausalLm>> {
     let imp = resolve(spec)?;
-    match &spec.source {
-        Source::Preset(p) => imp.build_from_preset(spec, resolve_preset(spec, p)?, opts),
-        Source::Path(path) => imp.build_from_path(spec, path, opts),
-        Source::Pretrained(name) => {
-            imp.build_from_path(spec, &pretrained::path(spec, imp.arch(), name)?, opts)
-        }
+    match origin(spec, imp)? {
+        Origin::Preset(p) => imp.build_from_preset(spec, p, opts),
+        Origin::Checkpoint(path) => imp.build_from_path(spec, &path, opts),
     }
 }
 
 /// Builds the trainable model a spec names (f32).
 pub fn build_trainable(spec: &ModelSpec, opts: &BuildOptions) -> Result<Box<dyn Differentiable>> {
     let imp = resolve(spec)?;
-    match &spec.source {
-        Source::Preset(p) => {
-            imp.build_trainable(spec, &TrainSource::Preset(resolve_preset(spec, p)?), opts)
-        }
-        Source::Path(path) => imp.build_trainable(spec, &TrainSource::Path(path), opts),
-        Source::Pretrained(name) => {
-            let path = pretrained::path(spec, imp.arch(), name)?;
-            imp.build_trainable(spec, &TrainSource::Path(&path), opts)
-        }
+    match origin(spec, imp)? {
+        Origin::Preset(p) => imp.build_trainable(spec, &TrainSource::Preset(p), opts),
+        Origin::Checkpoint(path) => imp.build_trainable(spec, &TrainSource::Path(&path), opts),
     }
 }
 
