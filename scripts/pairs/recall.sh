@@ -63,29 +63,30 @@ done; done; done
 # induction circuit forms with sequences seen, not tokens), PAIR_STEPS steps. As
 # shipped: RWKV-7 from `PAIR_STEPS=4000 ARCHS=rwkv7` stopped at step 1000 (its loss
 # was 0.00 from step ~300), Llama `PAIR_STEPS=4000 ARCHS=llama` then
-# `PAIR_MORE=3000 ARCHS=llama` (from its step 4000, a new warm-up and cosine).
+# `PAIR_MORE=3000 ARCHS=llama` (from its step 4000, a new warm-up and cosine), stopped
+# at that run's step 1000 (loss 0.007).
 PAIR_MIX=(--mix seq_len=32,mqar_pairs=4 --mix seq_len=32,mqar_pairs=8
           --mix seq_len=64,mqar_pairs=8 --mix seq_len=64,mqar_pairs=16)
+# train_pair ARCH MODEL_SPEC_SOURCE STEPS SEED OUT: the pair's recipe, in the background.
+train_pair() {
+  "$BIN" train --model "$1:$2,tokenizer=hf:$TOKENIZER" \
+    --task mqar --task-param "token_vocab=$TOKEN_VOCAB" "${PAIR_MIX[@]}" --batch 64 \
+    --steps "$3" --lr 3e-3 --warmup 100 --seed "$4" --threads 1 \
+    --checkpoint-every 250 --out "$5" > "$5.train.log" 2>&1 &
+}
 if [[ -n "${PAIR_MORE:-}" ]]; then
   for a in $ARCHS; do
     from="$OUT/pair/$a-128"
     ck="$from/$(cat "$from/latest")"
     model=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['model'])" "$ck/checkpoint.json")
-    "$BIN" train --model "$a:$ck/$model,tokenizer=hf:$TOKENIZER" \
-      --task mqar --task-param "token_vocab=$TOKEN_VOCAB" "${PAIR_MIX[@]}" --batch 64 \
-      --steps "$PAIR_MORE" --lr 3e-3 --warmup 100 --seed 1 --threads 1 \
-      --checkpoint-every 250 --out "$from+$PAIR_MORE" > "$from+$PAIR_MORE.train.log" 2>&1 &
+    train_pair "$a" "$ck/$model" "$PAIR_MORE" 1 "$from+$PAIR_MORE"
   done
   wait
 fi
 if [[ -n "${PAIR_STEPS:-}" ]]; then
+  mkdir -p "$OUT/pair"
   for a in $ARCHS; do
-    run="$OUT/pair/$a-128"
-    mkdir -p "$OUT/pair"
-    "$BIN" train --model "$a:preset=recall-128,tokenizer=hf:$TOKENIZER" \
-      --task mqar --task-param "token_vocab=$TOKEN_VOCAB" "${PAIR_MIX[@]}" --batch 64 \
-      --steps "$PAIR_STEPS" --lr 3e-3 --warmup 100 --seed 0 --threads 1 \
-      --checkpoint-every 250 --out "$run" > "$run.train.log" 2>&1 &
+    train_pair "$a" "preset=recall-128" "$PAIR_STEPS" 0 "$OUT/pair/$a-128"
   done
   wait
 fi
