@@ -10,7 +10,7 @@
 
 pub mod mo;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -110,30 +110,45 @@ impl Fertility {
     }
 }
 
-/// Counts what `texts` cost. Each message is encoded on its own, as a model meets it:
-/// no token spans two messages.
+/// Messages, characters, bytes and tokens of `texts`. Each message is encoded on its
+/// own, as a model meets it: no token spans two messages.
 fn count<'a>(
-    tok: &dyn Tokenizer,
     texts: impl Iterator<Item = &'a str>,
+    tokens_of: &mut impl FnMut(&'a str) -> Result<usize>,
 ) -> Result<(usize, usize, usize, usize)> {
     let (mut n, mut chars, mut bytes, mut tokens) = (0, 0, 0, 0);
     for t in texts {
         n += 1;
         chars += t.chars().count();
         bytes += t.len();
-        tokens += tok.encode(t)?.len();
+        tokens += tokens_of(t)?;
     }
     Ok((n, chars, bytes, tokens))
 }
 
 /// The fertility of `tok` on each language's translations, then on English: the
-/// sources of every catalog, each once.
-pub fn measure(languages: &[Catalogs], tok: &dyn Tokenizer) -> Result<Vec<Fertility>> {
+/// sources of every catalog, each once (and encoded once, however many languages
+/// translate it).
+pub fn measure<'a>(languages: &'a [Catalogs], tok: &dyn Tokenizer) -> Result<Vec<Fertility>> {
+    let mut english: HashMap<&'a str, usize> = HashMap::new();
+    let mut source_tokens = |s: &'a str| -> Result<usize> {
+        if let Some(&n) = english.get(s) {
+            return Ok(n);
+        }
+        let n = tok.encode(s)?.len();
+        english.insert(s, n);
+        Ok(n)
+    };
     let mut out = Vec::new();
     for c in languages {
         let (messages, chars, bytes, tokens) =
-            count(tok, c.entries.iter().map(|e| e.translation.as_str()))?;
-        let (.., english) = count(tok, c.entries.iter().map(|e| e.source.as_str()))?;
+            count(c.entries.iter().map(|e| e.translation.as_str()), &mut |t| {
+                Ok(tok.encode(t)?.len())
+            })?;
+        let (.., sources) = count(
+            c.entries.iter().map(|e| e.source.as_str()),
+            &mut source_tokens,
+        )?;
         out.push(Fertility {
             language: c.language.clone(),
             tokenizer: tok.describe(),
@@ -141,16 +156,16 @@ pub fn measure(languages: &[Catalogs], tok: &dyn Tokenizer) -> Result<Vec<Fertil
             chars,
             bytes,
             tokens,
-            english_tokens: Some(english),
+            english_tokens: Some(sources),
         });
     }
     let mut seen = HashSet::new();
-    let sources = languages
+    let distinct = languages
         .iter()
         .flat_map(|c| &c.entries)
         .map(|e| e.source.as_str())
         .filter(|s| seen.insert(*s));
-    let (messages, chars, bytes, tokens) = count(tok, sources)?;
+    let (messages, chars, bytes, tokens) = count(distinct, &mut source_tokens)?;
     if messages > 0 {
         out.push(Fertility {
             language: ENGLISH.into(),
