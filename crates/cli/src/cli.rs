@@ -80,7 +80,7 @@ pub struct RunArgs {
     /// Compute threads, overriding the suite (0 = every core)
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Element type, overriding the suite
+    /// Weight storage type (f32, bf16, f16, q8_0, q4_k), overriding the suite
     #[arg(long, value_enum)]
     pub dtype: Option<DtypeArg>,
 }
@@ -185,7 +185,7 @@ pub struct LogitsArgs {
     /// Output safetensors file (tensor `logits`, [T, vocab] f32)
     #[arg(long)]
     pub out: PathBuf,
-    /// Element type the model runs in
+    /// Weight storage type (f32, bf16, f16, q8_0, q4_k)
     #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
     pub dtype: DtypeArg,
 }
@@ -277,6 +277,10 @@ pub enum DtypeArg {
     F32,
     Bf16,
     F16,
+    #[value(name = "q8_0")]
+    Q8_0,
+    #[value(name = "q4_k")]
+    Q4K,
 }
 
 impl From<DtypeArg> for Dtype {
@@ -285,6 +289,8 @@ impl From<DtypeArg> for Dtype {
             DtypeArg::F32 => Dtype::F32,
             DtypeArg::Bf16 => Dtype::Bf16,
             DtypeArg::F16 => Dtype::F16,
+            DtypeArg::Q8_0 => Dtype::Q8_0,
+            DtypeArg::Q4K => Dtype::Q4K,
         }
     }
 }
@@ -341,7 +347,7 @@ pub struct EvalArgs {
     /// Compute threads, overriding the suite (0 = every core)
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Element type, overriding the suite
+    /// Weight storage type (f32, bf16, f16, q8_0, q4_k), overriding the suite
     #[arg(long, value_enum)]
     pub dtype: Option<DtypeArg>,
 }

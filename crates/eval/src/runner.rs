@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 
 use models::tokenizer::{self, Tokenizer};
-use models::{candle_dtype, registry, BuildOptions, CausalLm};
+use models::{registry, weight_dtype, BuildOptions, CausalLm};
 use results::accuracy::{AccuracyConfig, CorpusConfig};
 use results::pipeline::{Cell, Observer, Phase, Run};
 use results::stats::{wilson_interval, CONFIDENCE};
@@ -382,7 +382,7 @@ pub fn run_eval(suite: &Suite, opts: &EvalOptions, obs: &mut dyn Observer) -> Re
     };
     let longest = c.seq_lens.iter().copied().max().unwrap_or(0);
     let build = BuildOptions {
-        dtype: candle_dtype(c.dtype),
+        dtype: weight_dtype(c.dtype),
         seed: c.seed,
         ..BuildOptions::default()
     };

@@ -1,6 +1,7 @@
 //! What the two model crates (`rwkv`, `transformer`) share: the [`Logits`] contract of
-//! their forwards, and the vectorised f32 building blocks of their CPU kernels with the
-//! runtime choice of instruction set ([`dispatch!`]).
+//! their forwards, their weight matrices in any storage type ([`Matrix`],
+//! [`WeightDtype`]), and the vectorised f32 building blocks of their CPU kernels with
+//! the runtime choice of instruction set ([`dispatch!`]).
 //!
 //! The model crates build for baseline x86-64. Their kernels are `#[inline(always)]`
 //! bodies made of the functions here, compiled once per instruction set by
@@ -8,10 +9,16 @@
 //! inside those `#[target_feature]` functions rather than being called as baseline code.
 
 mod dispatch;
+mod half_gemv;
 mod logits;
+mod matrix;
 mod mul_add;
 mod simd;
+mod weight_dtype;
 
+pub use half_gemv::{half_matmul_t, HalfGemv, HALF_GEMV_MAX_ROWS};
 pub use logits::Logits;
+pub use matrix::{ggml_name, Matrix};
 pub use mul_add::{Fused, MulAdd, Unfused};
 pub use simd::{dot, dot_mul_add, exp, max_of, sigmoid, sum, LANES};
+pub use weight_dtype::WeightDtype;

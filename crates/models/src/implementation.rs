@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use candle_core::{DType, Device};
+use kernels::WeightDtype;
 use results::{Arch, ModelInfo, ModelSpec, Weights};
 
 use crate::model::CausalLm;
@@ -15,7 +16,8 @@ use crate::{Error, Result};
 /// What every implementation needs to build a model.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
-    pub dtype: DType,
+    /// How weight matrices are stored (a spec's `dtype=` overrides it).
+    pub dtype: WeightDtype,
     pub device: Device,
     /// Seed for random preset weights.
     pub seed: u64,
@@ -24,25 +26,51 @@ pub struct BuildOptions {
 impl Default for BuildOptions {
     fn default() -> Self {
         Self {
-            dtype: DType::F32,
+            dtype: WeightDtype::F32,
             device: Device::Cpu,
             seed: 0,
         }
     }
 }
 
-/// The candle dtype of a suite's dtype.
-pub fn candle_dtype(d: results::suite::Dtype) -> DType {
+/// The weight dtype of a suite's dtype.
+pub fn weight_dtype(d: results::suite::Dtype) -> WeightDtype {
+    use results::suite::Dtype;
     match d {
-        results::suite::Dtype::F32 => DType::F32,
-        results::suite::Dtype::Bf16 => DType::BF16,
-        results::suite::Dtype::F16 => DType::F16,
+        Dtype::F32 => WeightDtype::F32,
+        Dtype::Bf16 => WeightDtype::Bf16,
+        Dtype::F16 => WeightDtype::F16,
+        Dtype::Q8_0 => WeightDtype::Q8_0,
+        Dtype::Q4K => WeightDtype::Q4K,
     }
 }
 
-/// `"f32"`, `"bf16"`, … for records.
-pub fn dtype_name(dtype: DType) -> String {
-    format!("{dtype:?}").to_lowercase()
+impl BuildOptions {
+    /// Training keeps f32 master weights: other storage types are for inference.
+    pub fn require_f32(&self, spec: &ModelSpec) -> Result<()> {
+        if self.dtype == WeightDtype::F32 {
+            return Ok(());
+        }
+        Err(Error::Unsupported(format!(
+            "{spec}: training keeps f32 weights; train with dtype f32, not {}",
+            self.dtype
+        )))
+    }
+
+    /// The dtype an implementation that computes in its weights' dtype (candle's
+    /// models) runs in: an error for the quantised dtypes.
+    pub fn compute_dtype(&self, spec: &ModelSpec, name: &str) -> Result<DType> {
+        self.dtype.dense().ok_or_else(|| {
+            Error::spec(
+                spec,
+                format!(
+                    "`{name}` has no {} weights (it computes in its weights' dtype: f32, bf16 \
+                     or f16); quantised weights take rwkv7 and llama",
+                    self.dtype
+                ),
+            )
+        })
+    }
 }
 
 /// `"cpu"`, `"cuda:0"`, … for records.
@@ -161,12 +189,17 @@ pub trait Implementation: Sync {
             layers: shape.layers,
             width: shape.width,
             vocab: shape.vocab,
-            dtype: dtype_name(opts.dtype),
+            dtype: opts.dtype.name().into(),
             device: device_name(&opts.device),
             weights,
             max_seq_len,
             tokenizer: None,
             tied_embeddings: shape.tied_embeddings,
+            // Dense weights all in one dtype; builds that know better say so.
+            weight_bytes: opts
+                .dtype
+                .dense()
+                .map(|d| shape.params * d.size_in_bytes() as u64),
         }
     }
 }

@@ -116,7 +116,30 @@ pub const PRESETS: &[Preset] = &[
         llama: LlamaShape {
             heads: 32,
             kv_heads: 32,
-            intermediate: 5808,
+            // A multiple of 32, so that q8_0 and q4_k's q5_0 fallback apply to
+            // `down_proj` instead of f16.
+            intermediate: 5824,
+            max_position_embeddings: 32768,
+        },
+    },
+    // RWKV-7 World/G1 2.9B's shape (L32 D2560, LoRA ranks by the official formulas).
+    Preset {
+        name: "3b",
+        layers: 32,
+        width: 2560,
+        vocab: 65536,
+        rwkv: RwkvShape {
+            head_size: 64,
+            ffn: 10240,
+            lora_w: 96,
+            lora_a: 96,
+            lora_v: 64,
+            lora_g: 320,
+        },
+        llama: LlamaShape {
+            heads: 40,
+            kv_heads: 40,
+            intermediate: 7200,
             max_position_embeddings: 32768,
         },
     },

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use kernels::WeightDtype;
 use results::suite::{suite_error, Suite};
 use results::{ModelSpec, Source};
 
@@ -22,9 +23,28 @@ pub static REGISTRY: &[&dyn Implementation] = &[
     &llama::LlamaImpl,
 ];
 
-/// Options a spec may carry besides `tokenizer` (none yet: a typo is an error rather
-/// than silently ignored).
-const OPTIONS: &[&str] = &[];
+/// Options a spec may carry besides `tokenizer` (a typo is an error rather than
+/// silently ignored): `dtype=` stores the weights as f32, bf16, f16, q8_0 or q4_k,
+/// whatever the suite says.
+const OPTIONS: &[&str] = &["dtype"];
+
+/// The weight dtype a spec asks for with `dtype=`, if it does.
+pub fn spec_dtype(spec: &ModelSpec) -> Result<Option<WeightDtype>> {
+    spec.options
+        .iter()
+        .find(|(k, _)| k == "dtype")
+        .map(|(_, v)| v.parse().map_err(|e: String| Error::spec(spec, e)))
+        .transpose()
+}
+
+/// `opts` with the spec's own `dtype=` in place of the suite's.
+fn with_spec_dtype(spec: &ModelSpec, opts: &BuildOptions) -> Result<BuildOptions> {
+    let mut opts = opts.clone();
+    if let Some(d) = spec_dtype(spec)? {
+        opts.dtype = d;
+    }
+    Ok(opts)
+}
 
 fn resolve_preset(spec: &ModelSpec, name: &str) -> Result<&'static Preset> {
     preset(name).ok_or_else(|| {
@@ -73,6 +93,7 @@ pub fn resolve(spec: &ModelSpec) -> Result<&'static dyn Implementation> {
             ),
         ));
     }
+    spec_dtype(spec)?;
     if let Origin::Checkpoint(path) = origin(spec, imp)? {
         if !path.exists() {
             return Err(Error::spec(
@@ -102,6 +123,7 @@ fn origin(spec: &ModelSpec, imp: &dyn Implementation) -> Result<Origin> {
 /// Builds the model a spec names.
 pub fn build(spec: &ModelSpec, opts: &BuildOptions) -> Result<Box<dyn CausalLm>> {
     let imp = resolve(spec)?;
+    let opts = &with_spec_dtype(spec, opts)?;
     match origin(spec, imp)? {
         Origin::Preset(p) => imp.build_from_preset(spec, p, opts),
         Origin::Checkpoint(path) => imp.build_from_path(spec, &path, opts),
@@ -111,6 +133,7 @@ pub fn build(spec: &ModelSpec, opts: &BuildOptions) -> Result<Box<dyn CausalLm>>
 /// Builds the trainable model a spec names (f32).
 pub fn build_trainable(spec: &ModelSpec, opts: &BuildOptions) -> Result<Box<dyn Differentiable>> {
     let imp = resolve(spec)?;
+    let opts = &with_spec_dtype(spec, opts)?;
     match origin(spec, imp)? {
         Origin::Preset(p) => imp.build_trainable(spec, &TrainSource::Preset(p), opts),
         Origin::Checkpoint(path) => imp.build_trainable(spec, &TrainSource::Path(&path), opts),

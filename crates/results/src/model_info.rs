@@ -130,6 +130,9 @@ pub struct ModelInfo {
     /// Whether the output head is the embedding table (it is then read every step).
     #[serde(default)]
     pub tied_embeddings: bool,
+    /// Bytes the weights take as stored (`dtype`), where the implementation knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_bytes: Option<u64>,
 }
 
 #[cfg(test)]

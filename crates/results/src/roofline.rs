@@ -56,11 +56,14 @@ pub struct Efficiency {
     pub work: f64,
 }
 
-/// Bytes of one element of a dtype named as in records.
+/// Bytes of one weight of a dtype named as in records (ggml block types with their
+/// scales: q8_0 is 34 bytes per 32, q4_k 144 per 256).
 pub fn dtype_bytes(dtype: &str) -> f64 {
     match dtype {
         "bf16" | "f16" => 2.0,
         "f64" => 8.0,
+        "q8_0" => 34.0 / 32.0,
+        "q4_k" => 144.0 / 256.0,
         _ => 4.0,
     }
 }
@@ -243,6 +246,7 @@ mod tests {
             max_seq_len: None,
             tokenizer: None,
             tied_embeddings: tied,
+            weight_bytes: None,
         }
     }
 

@@ -9,23 +9,33 @@ use crate::accuracy::AccuracyConfig;
 use crate::spec::ModelSpec;
 use crate::{Error, Result};
 
-/// Element type the models run in.
+/// How the models store their weight matrices (llama.cpp's names). Our RWKV-7 and
+/// Llama compute in f32 whatever is chosen; candle-transformers' models compute in the
+/// 16-bit dtypes and have no quantised weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
 pub enum Dtype {
     #[default]
+    #[serde(rename = "f32")]
     F32,
+    #[serde(rename = "bf16")]
     Bf16,
+    #[serde(rename = "f16")]
     F16,
+    #[serde(rename = "q8_0")]
+    Q8_0,
+    #[serde(rename = "q4_k")]
+    Q4K,
 }
 
 impl Dtype {
-    /// The name in suites and records: `f32`, `bf16`, `f16`.
+    /// The name in suites and records: `f32`, `bf16`, `f16`, `q8_0`, `q4_k`.
     pub fn name(self) -> &'static str {
         match self {
             Dtype::F32 => "f32",
             Dtype::Bf16 => "bf16",
             Dtype::F16 => "f16",
+            Dtype::Q8_0 => "q8_0",
+            Dtype::Q4K => "q4_k",
         }
     }
 }

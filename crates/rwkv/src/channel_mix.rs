@@ -1,33 +1,40 @@
 //! The channel mix (FFN) of an RWKV-7 block: token shift, then
 //! `value(relu(key(x + (x_prev - x) * x_k))^2)`.
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 use candle_nn::VarBuilder;
+use kernels::{Matrix, WeightDtype};
 
 use crate::config::Config;
 use crate::gemv::linear;
 use crate::ops::{last_positions, ReluSquare, ShiftMix};
 use crate::state::LayerState;
-use crate::time_mix::vector;
+use crate::time_mix::{matrix, vector};
 use crate::Result;
 
 pub struct ChannelMix {
     /// Token-shift lerp coefficient, C values.
     x_k: Vec<f32>,
     /// `nn.Linear` weights: key `[F, C]`, value `[C, F]`.
-    key: Tensor,
-    value: Tensor,
+    key: Matrix,
+    value: Matrix,
 }
 
 impl ChannelMix {
-    /// Builds a channel mix from `vb` (prefix `blocks.{layer}.ffn`).
-    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+    /// Builds a channel mix from `vb` (prefix `blocks.{layer}.ffn`), its matrices
+    /// stored as `dtype`.
+    pub fn new(cfg: &Config, vb: VarBuilder, dtype: WeightDtype) -> Result<Self> {
         let (c, f) = (cfg.width, cfg.ffn);
         Ok(Self {
             x_k: vector(&vb, "x_k", c)?,
-            key: vb.get((f, c), "key.weight")?.to_dtype(DType::F32)?,
-            value: vb.get((c, f), "value.weight")?.to_dtype(DType::F32)?,
+            key: matrix(&vb, (f, c), "key.weight", dtype)?,
+            value: matrix(&vb, (c, f), "value.weight", dtype)?,
         })
+    }
+
+    /// Every matrix, for byte counts.
+    pub(crate) fn matrices(&self) -> impl Iterator<Item = &Matrix> {
+        [&self.key, &self.value].into_iter()
     }
 
     /// Runs the channel mix on the ln2 output of a chunk, updating its token shift.

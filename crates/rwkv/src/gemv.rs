@@ -5,7 +5,7 @@
 //! every core. Longer inputs go to candle's matmul ([`linear`] picks).
 
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
-use kernels::{dot_mul_add, MulAdd};
+use kernels::{dot_mul_add, Matrix, MulAdd};
 use rayon::prelude::*;
 
 use crate::ops::f32_data;
@@ -92,11 +92,19 @@ fn gemv_block<F: MulAdd>(x: &[f32], w: &[f32], k: usize, m: usize, out: &mut [f3
 }
 
 /// `x @ wᵀ` for an `nn.Linear` weight `w [out, in]`: one matrix product over all rows
-/// of `x`, through [`Gemv`] when `x` has only a few rows (decode).
+/// of `x`; f32 weights go through [`Gemv`] when `x` has only a few rows (decode), other
+/// storage types through their own kernels ([`Matrix::forward`]).
 ///
 /// # Shapes
 /// `(x [M, K], w [N, K]) -> [M, N]`
-pub(crate) fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+pub(crate) fn linear(x: &Tensor, w: &Matrix) -> Result<Tensor> {
+    match w.as_f32() {
+        Some(w) => linear_f32(x, w),
+        None => w.forward(x),
+    }
+}
+
+fn linear_f32(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     if x.dim(0)? <= GEMV_MAX_ROWS && x.device().is_cpu() {
         x.contiguous()?.apply_op2_no_bwd(w, &Gemv)
     } else {
@@ -124,7 +132,7 @@ mod tests {
                 .collect();
             let x = Tensor::from_vec(x, (m, k), &dev).unwrap();
             let want = x.matmul(&w.t().unwrap()).unwrap();
-            let got = linear(&x, &w).unwrap();
+            let got = linear_f32(&x, &w).unwrap();
             assert_eq!(got.dims(), &[m, n]);
             let d = (got - want).unwrap().abs().unwrap().max_all().unwrap();
             // Sums of 37 products of O(1): rounding differences ~1e-6.

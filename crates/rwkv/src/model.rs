@@ -3,14 +3,14 @@
 
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
-use kernels::Logits;
+use kernels::{Logits, Matrix, WeightDtype};
 
 use crate::channel_mix::ChannelMix;
 use crate::config::Config;
 use crate::gemv::linear;
 use crate::ops::{last_positions, layer_norm, AddAssign};
 use crate::state::State;
-use crate::time_mix::TimeMix;
+use crate::time_mix::{matrix, TimeMix};
 use crate::{Error, Result};
 
 /// Default prompt chunk: long enough that matrix products run at full speed, short
@@ -27,12 +27,13 @@ struct Block {
 pub struct Model {
     cfg: Config,
     /// `[V, C]`; ln0 is applied to the looked-up rows.
-    emb: Tensor,
+    emb: Matrix,
     ln0: (Tensor, Tensor),
     blocks: Vec<Block>,
     ln_out: (Tensor, Tensor),
     /// `[V, C]` (`nn.Linear` layout).
-    head: Tensor,
+    head: Matrix,
+    dtype: WeightDtype,
     chunk_len: usize,
 }
 
@@ -50,6 +51,13 @@ impl Model {
     /// Weights are used as they are (f32 tensors are not copied); other dtypes are
     /// upcast, since every computation runs in f32.
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        Self::with_dtype(cfg, vb, WeightDtype::F32)
+    }
+
+    /// [`Model::new`] with the embedding, every projection and the head stored as
+    /// `dtype` (each converted as it is read, so the f32 copies never coexist); norms,
+    /// mixing vectors, the state and every activation stay f32.
+    pub fn with_dtype(cfg: &Config, vb: VarBuilder, dtype: WeightDtype) -> Result<Self> {
         if !vb.device().is_cpu() {
             return Err(Error::Unsupported(format!(
                 "the fused RWKV-7 kernels run on the CPU only, not on {:?}",
@@ -63,26 +71,49 @@ impl Model {
                 Ok(Block {
                     ln1: norm(&vb, "ln1", c)?,
                     ln2: norm(&vb, "ln2", c)?,
-                    att: TimeMix::new(cfg, i, vb.pp("att"))?,
-                    ffn: ChannelMix::new(cfg, vb.pp("ffn"))?,
+                    att: TimeMix::new(cfg, i, vb.pp("att"), dtype)?,
+                    ffn: ChannelMix::new(cfg, vb.pp("ffn"), dtype)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             cfg: *cfg,
-            emb: vb.get((cfg.vocab, c), "emb.weight")?.to_dtype(DType::F32)?,
+            emb: matrix(&vb, (cfg.vocab, c), "emb.weight", dtype)?,
             ln0: norm(&vb, "blocks.0.ln0", c)?,
             blocks,
             ln_out: norm(&vb, "ln_out", c)?,
-            head: vb
-                .get((cfg.vocab, c), "head.weight")?
-                .to_dtype(DType::F32)?,
+            head: matrix(&vb, (cfg.vocab, c), "head.weight", dtype)?,
+            dtype,
             chunk_len: DEFAULT_CHUNK_LEN,
         })
     }
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// How the matrices are stored.
+    pub fn dtype(&self) -> WeightDtype {
+        self.dtype
+    }
+
+    /// Bytes of the weights as stored: the matrices in their storage type, every other
+    /// tensor of the checkpoint at f32 (layer 0's unused value LoRA included).
+    pub fn weight_bytes(&self) -> usize {
+        let vectors = 4 * self.cfg.param_count() as usize;
+        let (matrices, f32_equivalent) = self.matrices().fold((0, 0), |(b, e), m| {
+            let (o, i) = m.dims().unwrap_or((0, 0));
+            (b + m.bytes(), e + 4 * o * i)
+        });
+        vectors - f32_equivalent + matrices
+    }
+
+    fn matrices(&self) -> impl Iterator<Item = &Matrix> {
+        [&self.emb, &self.head].into_iter().chain(
+            self.blocks
+                .iter()
+                .flat_map(|b| b.att.matrices().chain(b.ffn.matrices())),
+        )
     }
 
     /// Tokens processed per pass through the blocks when a prompt is longer.
@@ -168,7 +199,7 @@ impl Model {
     fn blocks_forward(&self, tokens: &Tensor, state: &mut State) -> Result<Tensor> {
         let batch = tokens.dim(0)?;
         let ids = tokens.flatten_all()?;
-        let x = layer_norm(&self.emb.index_select(&ids, 0)?, &self.ln0)?;
+        let x = layer_norm(&self.emb.embed(&ids)?, &self.ln0)?;
         let mut v_first = None;
         for (block, layer_state) in self.blocks.iter().zip(state.layers.iter_mut()) {
             let xa = layer_norm(&x, &block.ln1)?;

@@ -6,6 +6,7 @@
 
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
+use kernels::{Matrix, WeightDtype};
 
 use crate::config::Config;
 use crate::gemv::linear;
@@ -32,40 +33,56 @@ pub(crate) fn vector(vb: &VarBuilder, name: &str, c: usize) -> Result<Vec<f32>> 
         .to_vec1::<f32>()?)
 }
 
+/// An `nn.Linear` weight `[out, in]` under `vb`, stored as `dtype`; f32 weights of an
+/// f32 checkpoint are used as they are, not copied.
+pub(crate) fn matrix(
+    vb: &VarBuilder,
+    shape: (usize, usize),
+    name: &str,
+    dtype: WeightDtype,
+) -> Result<Matrix> {
+    Ok(Matrix::new(&vb.get(shape, name)?, dtype)?)
+}
+
 pub struct TimeMix {
     /// Token-shift lerp coefficients, 6 rows of C in `MIX_KEYS` order.
     mix: Vec<f32>,
     /// `nn.Linear` weights `[out, in]`, each `[C, C]`.
-    receptance: Tensor,
-    key: Tensor,
-    value: Tensor,
-    output: Tensor,
+    receptance: Matrix,
+    key: Matrix,
+    value: Matrix,
+    output: Matrix,
     /// LoRA pairs, transposed at load to the `nn.Linear` layout (`w1ᵀ [D, C]`,
     /// `w2ᵀ [C, D]`) so that a decode step runs them through the same bandwidth-bound
     /// kernel as every other projection (and no candle matmul at all, whose thread
     /// count lookup re-reads `/proc/cpuinfo` on each call when `RAYON_NUM_THREADS` is
     /// unset).
-    decay: (Tensor, Tensor),
-    iclr: (Tensor, Tensor),
-    gate: (Tensor, Tensor),
+    decay: (Matrix, Matrix),
+    iclr: (Matrix, Matrix),
+    gate: (Matrix, Matrix),
     /// The value-residual LoRA; `None` in layer 0, whose value is `v_first`.
-    value_residual: Option<(Tensor, Tensor)>,
+    value_residual: Option<(Matrix, Matrix)>,
     params: WkvParams,
     heads: usize,
     head_size: usize,
 }
 
 impl TimeMix {
-    /// Builds layer `layer`'s time mix from `vb` (prefix `blocks.{layer}.att`).
-    pub fn new(cfg: &Config, layer: usize, vb: VarBuilder) -> Result<Self> {
+    /// Builds layer `layer`'s time mix from `vb` (prefix `blocks.{layer}.att`), its
+    /// matrices stored as `dtype`.
+    pub fn new(cfg: &Config, layer: usize, vb: VarBuilder, dtype: WeightDtype) -> Result<Self> {
         let (c, l) = (cfg.width, cfg.lora);
         let get = |shape: (usize, usize), name: &str| -> Result<Tensor> {
             Ok(vb.get(shape, name)?.to_dtype(DType::F32)?)
         };
-        let lora = |name: &str, rank: usize| -> Result<(Tensor, Tensor)> {
+        let matrix = |shape: (usize, usize), name: &str| matrix(&vb, shape, name, dtype);
+        let lora = |name: &str, rank: usize| -> Result<(Matrix, Matrix)> {
+            let t = |shape, n: String| -> Result<Matrix> {
+                Ok(Matrix::new(&get(shape, &n)?.t()?, dtype)?)
+            };
             Ok((
-                get((c, rank), &format!("{name}1"))?.t()?.contiguous()?,
-                get((rank, c), &format!("{name}2"))?.t()?.contiguous()?,
+                t((c, rank), format!("{name}1"))?,
+                t((rank, c), format!("{name}2"))?,
             ))
         };
         let mix = MIX_KEYS
@@ -88,10 +105,10 @@ impl TimeMix {
         };
         Ok(Self {
             mix,
-            receptance: get((c, c), "receptance.weight")?,
-            key: get((c, c), "key.weight")?,
-            value: get((c, c), "value.weight")?,
-            output: get((c, c), "output.weight")?,
+            receptance: matrix((c, c), "receptance.weight")?,
+            key: matrix((c, c), "key.weight")?,
+            value: matrix((c, c), "value.weight")?,
+            output: matrix((c, c), "output.weight")?,
             decay: lora("w", l.decay)?,
             iclr: lora("a", l.iclr)?,
             gate: lora("g", l.gate)?,
@@ -100,6 +117,18 @@ impl TimeMix {
             heads: cfg.heads,
             head_size: cfg.head_size,
         })
+    }
+
+    /// Every matrix, for byte counts.
+    pub(crate) fn matrices(&self) -> impl Iterator<Item = &Matrix> {
+        let pairs = [Some(&self.decay), Some(&self.iclr), Some(&self.gate)]
+            .into_iter()
+            .chain([self.value_residual.as_ref()])
+            .flatten()
+            .flat_map(|(a, b)| [a, b]);
+        [&self.receptance, &self.key, &self.value, &self.output]
+            .into_iter()
+            .chain(pairs)
     }
 
     /// Runs the time mix on the ln1 output of a chunk, updating the token shift and
@@ -124,7 +153,7 @@ impl TimeMix {
         )?;
         state.att_shift = last_positions(x, batch)?;
         let input = |row: usize| mixed.get(row);
-        let project = |row: usize, w: &Tensor| linear(&input(row)?, w);
+        let project = |row: usize, w: &Matrix| linear(&input(row)?, w);
         let v = project(MIX_V, &self.value)?;
         let mut slots = vec![
             project(MIX_R, &self.receptance)?,

@@ -2,6 +2,7 @@
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
+use kernels::WeightDtype;
 
 use crate::config::Config;
 use crate::kv_cache::KvCache;
@@ -22,19 +23,24 @@ pub struct Attention {
 }
 
 impl Attention {
-    pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+    pub fn load(vb: VarBuilder, cfg: &Config, dtype: WeightDtype) -> Result<Self> {
         let d = cfg.hidden_size;
         let q = cfg.num_attention_heads * cfg.head_dim;
         let kv = cfg.num_key_value_heads * cfg.head_dim;
         Ok(Self {
-            q_proj: Linear::load(vb.pp("q_proj"), d, q, cfg.qkv_bias)?,
-            k_proj: Linear::load(vb.pp("k_proj"), d, kv, cfg.qkv_bias)?,
-            v_proj: Linear::load(vb.pp("v_proj"), d, kv, cfg.qkv_bias)?,
-            o_proj: Linear::load(vb.pp("o_proj"), q, d, cfg.o_bias)?,
+            q_proj: Linear::load(vb.pp("q_proj"), (d, q), cfg.qkv_bias, dtype)?,
+            k_proj: Linear::load(vb.pp("k_proj"), (d, kv), cfg.qkv_bias, dtype)?,
+            v_proj: Linear::load(vb.pp("v_proj"), (d, kv), cfg.qkv_bias, dtype)?,
+            o_proj: Linear::load(vb.pp("o_proj"), (q, d), cfg.o_bias, dtype)?,
             heads: cfg.num_attention_heads,
             kv_heads: cfg.num_key_value_heads,
             head_dim: cfg.head_dim,
         })
+    }
+
+    /// The projections, for byte counts.
+    pub fn linears(&self) -> [&Linear; 4] {
+        [&self.q_proj, &self.k_proj, &self.v_proj, &self.o_proj]
     }
 
     /// Attends `T` new positions (after the `cache.len()` held ones) and writes their

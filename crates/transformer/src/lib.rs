@@ -21,6 +21,7 @@
 pub mod attention;
 pub mod attention_grad;
 pub mod config;
+pub mod embedding;
 pub mod error;
 pub mod kv_cache;
 pub mod linear;
@@ -36,5 +37,5 @@ pub use config::{Config, HfConfig, Llama3RopeScaling};
 pub use error::{Error, Result};
 pub use kernels::Logits;
 pub use kv_cache::KvCache;
-pub use load::{load_dir, load_weights, Checkpoint};
+pub use load::{load_dir, load_dir_as, load_weights, Checkpoint};
 pub use model::Model;

@@ -1,11 +1,14 @@
-//! A linear layer `y = x W^T + b` with the Hugging Face weight layout `(out, in)`.
+//! A linear layer `y = x W^T + b` with the Hugging Face weight layout `(out, in)`,
+//! the weight stored in the model's compute dtype or in a weight dtype of its own
+//! ([`Matrix`]: bf16/f16 widened as read, ggml blocks through candle's k-quant kernels).
 //!
 //! On the CPU a single-row product (a decode step) goes to gemm's matrix-vector kernel,
 //! which runs on one thread; memory bandwidth then caps a decode step. Splitting the
 //! output features across the rayon pool reads the weight with every core.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
+use kernels::{Matrix, WeightDtype};
 use rayon::prelude::*;
 
 use crate::Result;
@@ -16,19 +19,25 @@ const MIN_SPLIT: usize = 256;
 #[derive(Debug, Clone)]
 pub struct Linear {
     /// Shape `(out, in)`.
-    weight: Tensor,
+    weight: Matrix,
     /// Shape `(out,)`.
     bias: Option<Tensor>,
 }
 
 impl Linear {
-    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+    pub fn new(weight: Matrix, bias: Option<Tensor>) -> Self {
         Self { weight, bias }
     }
 
-    /// Reads `weight` (and `bias` when `bias` is true) under `vb`.
-    pub fn load(vb: VarBuilder, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
-        let weight = vb.get((out_dim, in_dim), "weight")?;
+    /// Reads `weight` (and `bias` when `bias` is true) under `vb`; the weight is kept
+    /// in `vb`'s dtype for [`WeightDtype::F32`], otherwise stored as `dtype`.
+    pub fn load(
+        vb: VarBuilder,
+        (in_dim, out_dim): (usize, usize),
+        bias: bool,
+        dtype: WeightDtype,
+    ) -> Result<Self> {
+        let weight = stored(vb.get((out_dim, in_dim), "weight")?, dtype)?;
         let bias = if bias {
             Some(vb.get(out_dim, "bias")?)
         } else {
@@ -37,15 +46,43 @@ impl Linear {
         Ok(Self { weight, bias })
     }
 
-    pub fn weight(&self) -> &Tensor {
+    pub fn weight(&self) -> &Matrix {
         &self.weight
     }
 
+    /// Elements of the bias (0 without one).
+    pub fn bias_len(&self) -> usize {
+        self.bias.as_ref().map_or(0, |b| b.elem_count())
+    }
+
     /// # Shapes
-    /// `x`: `(N, in)` -> `(N, out)`.
+    /// `x`: `(N, in)` -> `(N, out)`, in the compute dtype.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = match &self.weight {
+            Matrix::Dense(w) if w.dtype() == x.dtype() => product(x, w)?,
+            m => m.forward(&x.to_dtype(DType::F32)?)?.to_dtype(x.dtype())?,
+        };
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+}
+
+/// `w` as the model keeps it: as read for f32 (the compute dtype of the var builder),
+/// otherwise in `dtype`.
+pub(crate) fn stored(w: Tensor, dtype: WeightDtype) -> Result<Matrix> {
+    Ok(match dtype {
+        WeightDtype::F32 => Matrix::Dense(w),
+        d => Matrix::new(&w, d)?,
+    })
+}
+
+/// `x wᵀ` with `x` and `w` in one dtype.
+fn product(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    {
         let rows = x.dim(0)?;
-        let out_dim = self.weight.dim(0)?;
+        let out_dim = weight.dim(0)?;
         let threads = rayon::current_num_threads();
         let y = if rows == 1 && x.device().is_cpu() && threads > 1 && out_dim >= 2 * MIN_SPLIT {
             let parts = threads.min(out_dim / MIN_SPLIT);
@@ -55,18 +92,15 @@ impl Linear {
                 .collect::<Vec<_>>()
                 .into_par_iter()
                 .map(|start| {
-                    let w = self.weight.narrow(0, start, step.min(out_dim - start))?;
+                    let w = weight.narrow(0, start, step.min(out_dim - start))?;
                     x.matmul(&w.t()?)
                 })
                 .collect::<candle_core::Result<Vec<_>>>()?;
             Tensor::cat(&pieces, 1)?
         } else {
-            x.matmul(&self.weight.t()?)?
+            x.matmul(&weight.t()?)?
         };
-        Ok(match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        })
+        Ok(y)
     }
 }
 
@@ -85,7 +119,7 @@ mod tests {
             .sin()
             .unwrap();
         let b = Tensor::arange(0f32, 1000., &dev).unwrap();
-        let lin = Linear::new(w.clone(), Some(b.clone()));
+        let lin = Linear::new(Matrix::Dense(w.clone()), Some(b.clone()));
         let x = Tensor::arange(0f32, 24., &dev)
             .unwrap()
             .cos()

@@ -6,6 +6,7 @@
 //! index) that should hold it, a wrong shape names the file that holds it, a missing
 //! shard names the index and a tensor it should hold.
 
+use kernels::WeightDtype;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -313,11 +314,29 @@ pub fn load_dir(dir: &Path, dtype: DType, device: &Device) -> Result<(Config, Mo
     Ok((cfg, model))
 }
 
+/// Builds a model from a Hugging Face directory computing in f32, its matrices stored
+/// as `weights` (each tensor is read, converted and dropped in turn).
+pub fn load_dir_as(dir: &Path, weights: WeightDtype, device: &Device) -> Result<(Config, Model)> {
+    let cfg = Config::from_file(&dir.join("config.json"))?;
+    let model = load_stored(&cfg, dir, DType::F32, weights, device)?;
+    Ok((cfg, model))
+}
+
 /// Builds a model of `cfg` from the safetensors at `path` (see [`Checkpoint::open`]).
 /// A missing or misshapen tensor is an [`Error::Checkpoint`] naming file and tensor.
 pub fn load_weights(cfg: &Config, path: &Path, dtype: DType, device: &Device) -> Result<Model> {
+    load_stored(cfg, path, dtype, WeightDtype::F32, device)
+}
+
+fn load_stored(
+    cfg: &Config,
+    path: &Path,
+    dtype: DType,
+    weights: WeightDtype,
+    device: &Device,
+) -> Result<Model> {
     let (vb, failure) = Checkpoint::open(path)?.var_builder_with_failure(dtype, device);
-    Model::new(cfg, vb).map_err(|e| {
+    Model::with_dtype(cfg, vb, weights).map_err(|e| {
         let ours = failure.lock().ok().and_then(|mut slot| slot.take());
         ours.unwrap_or(e)
     })

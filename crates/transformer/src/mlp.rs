@@ -2,6 +2,7 @@
 
 use candle_core::{CpuStorage, DType, Layout, Shape, Tensor};
 use candle_nn::VarBuilder;
+use kernels::WeightDtype;
 
 use crate::config::Config;
 use crate::linear::Linear;
@@ -15,13 +16,18 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+    pub fn load(vb: VarBuilder, cfg: &Config, dtype: WeightDtype) -> Result<Self> {
         let (d, i, bias) = (cfg.hidden_size, cfg.intermediate_size, cfg.mlp_bias);
         Ok(Self {
-            gate: Linear::load(vb.pp("gate_proj"), d, i, bias)?,
-            up: Linear::load(vb.pp("up_proj"), d, i, bias)?,
-            down: Linear::load(vb.pp("down_proj"), i, d, bias)?,
+            gate: Linear::load(vb.pp("gate_proj"), (d, i), bias, dtype)?,
+            up: Linear::load(vb.pp("up_proj"), (d, i), bias, dtype)?,
+            down: Linear::load(vb.pp("down_proj"), (i, d), bias, dtype)?,
         })
+    }
+
+    /// The projections, for byte counts.
+    pub fn linears(&self) -> [&Linear; 3] {
+        [&self.gate, &self.up, &self.down]
     }
 
     /// # Shapes

@@ -9,13 +9,14 @@
 //! grows with the context.
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{Embedding, Module, RmsNorm, VarBuilder};
-use kernels::Logits;
+use candle_nn::{Module, RmsNorm, VarBuilder};
+use kernels::{Logits, WeightDtype};
 
 use crate::attention::Attention;
 use crate::config::Config;
+use crate::embedding::Embedding;
 use crate::kv_cache::KvCache;
-use crate::linear::Linear;
+use crate::linear::{stored, Linear};
 use crate::mlp::Mlp;
 use crate::rope::{Rope, RopeTables};
 use crate::{Error, Result};
@@ -36,13 +37,13 @@ struct Block {
 }
 
 impl Block {
-    fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+    fn load(vb: VarBuilder, cfg: &Config, dtype: WeightDtype) -> Result<Self> {
         let (d, eps) = (cfg.hidden_size, cfg.rms_norm_eps);
         Ok(Self {
             input_norm: candle_nn::rms_norm(d, eps, vb.pp("input_layernorm"))?,
-            attn: Attention::load(vb.pp("self_attn"), cfg)?,
+            attn: Attention::load(vb.pp("self_attn"), cfg, dtype)?,
             post_attention_norm: candle_nn::rms_norm(d, eps, vb.pp("post_attention_layernorm"))?,
-            mlp: Mlp::load(vb.pp("mlp"), cfg)?,
+            mlp: Mlp::load(vb.pp("mlp"), cfg, dtype)?,
         })
     }
 
@@ -78,6 +79,7 @@ pub struct Model {
     rope: Rope,
     cfg: Config,
     dtype: DType,
+    weights: WeightDtype,
     device: Device,
     chunk_len: usize,
 }
@@ -87,6 +89,14 @@ impl Model {
     /// `model.layers.{i}.…`, `model.norm`, `lm_head` unless embeddings are tied). The
     /// model computes in `vb`'s dtype on `vb`'s device.
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        Self::with_dtype(cfg, vb, WeightDtype::F32)
+    }
+
+    /// [`Model::new`] with the embedding, every projection and the head stored as
+    /// `dtype` (each converted as it is read, so the f32 copies never coexist) while
+    /// activations, norms, softmax and the KV cache stay in `vb`'s dtype.
+    /// [`WeightDtype::F32`] keeps the weights in `vb`'s dtype.
+    pub fn with_dtype(cfg: &Config, vb: VarBuilder, weights: WeightDtype) -> Result<Self> {
         cfg.validate()?;
         let (dtype, device) = (vb.dtype(), vb.device().clone());
         if device.is_cpu() && dtype == DType::BF16 {
@@ -97,25 +107,28 @@ impl Model {
             ));
         }
         let d = cfg.hidden_size;
-        let embed_weight = vb
-            .pp("model.embed_tokens")
-            .get((cfg.vocab_size, d), "weight")?;
+        let embed_weight = stored(
+            vb.pp("model.embed_tokens")
+                .get((cfg.vocab_size, d), "weight")?,
+            weights,
+        )?;
         let lm_head = if cfg.tie_word_embeddings {
             Linear::new(embed_weight.clone(), None)
         } else {
-            Linear::load(vb.pp("lm_head"), d, cfg.vocab_size, false)?
+            Linear::load(vb.pp("lm_head"), (d, cfg.vocab_size), false, weights)?
         };
         let blocks = (0..cfg.num_hidden_layers)
-            .map(|i| Block::load(vb.pp(format!("model.layers.{i}")), cfg))
+            .map(|i| Block::load(vb.pp(format!("model.layers.{i}")), cfg, weights))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            embed: Embedding::new(embed_weight, d),
+            embed: Embedding::new(embed_weight, dtype),
             blocks,
             norm: candle_nn::rms_norm(d, cfg.rms_norm_eps, vb.pp("model.norm"))?,
             lm_head,
             rope: Rope::new(cfg),
             cfg: cfg.clone(),
             dtype,
+            weights,
             device,
             chunk_len: DEFAULT_CHUNK_LEN,
         })
@@ -127,6 +140,32 @@ impl Model {
 
     pub fn dtype(&self) -> DType {
         self.dtype
+    }
+
+    /// How the matrices are stored ([`WeightDtype::F32`]: in the compute dtype).
+    pub fn weight_dtype(&self) -> WeightDtype {
+        self.weights
+    }
+
+    /// Bytes of the weights as stored: the matrices in their storage type, norms and
+    /// biases in the compute dtype; a tied head counts once.
+    pub fn weight_bytes(&self) -> usize {
+        let linears: Vec<&Linear> = self
+            .blocks
+            .iter()
+            .flat_map(|b| b.attn.linears().into_iter().chain(b.mlp.linears()))
+            .collect();
+        let head = (!self.cfg.tie_word_embeddings).then_some(&self.lm_head);
+        let matrices: usize = linears
+            .iter()
+            .copied()
+            .chain(head)
+            .map(|l| l.weight().bytes())
+            .sum::<usize>()
+            + self.embed.table().bytes();
+        let biases: usize = linears.iter().map(|l| l.bias_len()).sum();
+        let norms = (2 * self.blocks.len() + 1) * self.cfg.hidden_size;
+        matrices + (norms + biases) * self.dtype.size_in_bytes()
     }
 
     pub fn device(&self) -> &Device {

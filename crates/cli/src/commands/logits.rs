@@ -2,7 +2,7 @@
 //! with tensor `logits` `(T, vocab)` f32, so anyone can check parity on any checkpoint.
 
 use anyhow::{bail, Context};
-use models::{candle_dtype, registry, BuildOptions};
+use models::{registry, weight_dtype, BuildOptions};
 
 use crate::cli::{LogitsArgs, LogitsMode};
 
@@ -11,7 +11,7 @@ pub fn run(args: LogitsArgs) -> anyhow::Result<()> {
         bail!("--tokens: give at least one token id");
     }
     let opts = BuildOptions {
-        dtype: candle_dtype(args.dtype.into()),
+        dtype: weight_dtype(args.dtype.into()),
         ..BuildOptions::default()
     };
     let mut model = registry::build(&args.model, &opts)?;

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use results::{Arch, ModelInfo, ModelSpec, Weights};
 use transformer::{KvCache, Logits, Model};
@@ -16,9 +16,9 @@ use crate::implementation::{
 };
 use crate::model::CausalLm;
 use crate::presets::Preset;
-use crate::synthetic::{llama_specs, materialise};
+use crate::synthetic::{llama_specs, materialise, LazyWeights};
 use crate::trainable::Differentiable;
-use crate::{Error, Result};
+use crate::Result;
 
 /// Our Llama-family decoder, `llama` in specs.
 pub struct LlamaImpl;
@@ -44,9 +44,10 @@ impl Implementation for LlamaImpl {
         opts: &BuildOptions,
     ) -> Result<Box<dyn CausalLm>> {
         let cfg = preset.llama_config();
-        let tensors = materialise(&llama_specs(preset), opts.seed, opts.dtype, &opts.device)?;
-        let vb = VarBuilder::from_tensors(tensors, opts.dtype, &opts.device);
-        let model = Model::new(&cfg, vb).map_err(from_transformer)?;
+        // Drawn tensor by tensor as the model stores each: never all of them in f32.
+        let vb = LazyWeights::new(llama_specs(preset), opts.seed)
+            .into_var_builder(DType::F32, &opts.device);
+        let model = Model::with_dtype(&cfg, vb, opts.dtype).map_err(from_transformer)?;
         Ok(Box::new(self.build(
             spec,
             model,
@@ -65,15 +66,13 @@ impl Implementation for LlamaImpl {
         source: &TrainSource<'_>,
         opts: &BuildOptions,
     ) -> Result<Box<dyn Differentiable>> {
-        if opts.dtype != candle_core::DType::F32 {
-            return Err(Error::Unsupported(format!("{spec}: training runs in f32")));
-        }
+        opts.require_f32(spec)?;
         let model = match source {
             TrainSource::Path(dir) => transformer::train::Trainable::load_dir(dir, &opts.device),
             TrainSource::Preset(preset) => {
                 let tensors =
-                    materialise(&llama_specs(preset), opts.seed, opts.dtype, &opts.device)?;
-                let vb = VarBuilder::from_tensors(tensors, opts.dtype, &opts.device);
+                    materialise(&llama_specs(preset), opts.seed, DType::F32, &opts.device)?;
+                let vb = VarBuilder::from_tensors(tensors, DType::F32, &opts.device);
                 transformer::train::Trainable::new(&preset.llama_config(), &vb)
             }
         }
@@ -94,7 +93,7 @@ impl Implementation for LlamaImpl {
         opts: &BuildOptions,
     ) -> Result<Box<dyn CausalLm>> {
         let (_, model) =
-            transformer::load_dir(dir, opts.dtype, &opts.device).map_err(from_transformer)?;
+            transformer::load_dir_as(dir, opts.dtype, &opts.device).map_err(from_transformer)?;
         Ok(Box::new(self.build(
             spec,
             model,
@@ -115,7 +114,8 @@ impl LlamaImpl {
         let cfg = model.config();
         let cache = model.new_cache(1).map_err(from_transformer)?;
         // Rope is computed per position: no limit but memory.
-        let info = self.info(spec, shape_of(cfg), opts, weights, None);
+        let mut info = self.info(spec, shape_of(cfg), opts, weights, None);
+        info.weight_bytes = Some(model.weight_bytes() as u64);
         Ok(Llama { model, cache, info })
     }
 }

@@ -48,7 +48,12 @@ impl Implementation for UpstreamLlamaImpl {
         preset: &Preset,
         opts: &BuildOptions,
     ) -> Result<Box<dyn CausalLm>> {
-        let tensors = materialise(&llama_specs(preset), opts.seed, opts.dtype, &opts.device)?;
+        let tensors = materialise(
+            &llama_specs(preset),
+            opts.seed,
+            opts.compute_dtype(spec, ABOUT.name)?,
+            &opts.device,
+        )?;
         let weights = random_weights(preset, opts);
         let cfg = preset_config(preset);
         Ok(Box::new(self.build(spec, cfg, tensors, opts, weights)?))
@@ -65,7 +70,7 @@ impl Implementation for UpstreamLlamaImpl {
         let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
         let raw: LlamaConfig = serde_json::from_str(&text)
             .map_err(|e| checkpoint_error(&config_path, format!("not a Llama config: {e}")))?;
-        let tensors = read_tensors(dir, opts.dtype, &opts.device)?;
+        let tensors = read_tensors(dir, opts.compute_dtype(spec, ABOUT.name)?, &opts.device)?;
         let cfg = raw.into_config(false);
         Ok(Box::new(self.build(
             spec,
@@ -115,7 +120,8 @@ impl UpstreamLlamaImpl {
         weights: Weights,
     ) -> Result<UpstreamLlama> {
         let params = tensors.values().map(|t| t.elem_count() as u64).sum();
-        let vb = VarBuilder::from_tensors(tensors, opts.dtype, &opts.device);
+        let vb =
+            VarBuilder::from_tensors(tensors, opts.compute_dtype(spec, ABOUT.name)?, &opts.device);
         // Upstream `Llama::load` unwraps each block's result, so a bad checkpoint panics;
         // turn that into an error naming the checkpoint.
         let previous_hook = std::panic::take_hook();
@@ -136,7 +142,12 @@ impl UpstreamLlamaImpl {
                 return Err(checkpoint_error(&here, why));
             }
         };
-        let cache = Cache::new(true, opts.dtype, &cfg, &opts.device)?;
+        let cache = Cache::new(
+            true,
+            opts.compute_dtype(spec, ABOUT.name)?,
+            &cfg,
+            &opts.device,
+        )?;
         let shape = Shape {
             params,
             layers: cfg.num_hidden_layers,
@@ -178,13 +189,20 @@ impl UpstreamLlama {
     }
 }
 
+impl UpstreamLlama {
+    /// The dtype it was built to compute in (checked dense at build).
+    fn compute_dtype(&self) -> candle_core::DType {
+        self.opts.dtype.dense().unwrap_or(candle_core::DType::F32)
+    }
+}
+
 impl CausalLm for UpstreamLlama {
     fn info(&self) -> &ModelInfo {
         &self.info
     }
 
     fn reset(&mut self) -> Result<()> {
-        self.cache = Cache::new(true, self.opts.dtype, &self.cfg, &self.opts.device)?;
+        self.cache = Cache::new(true, self.compute_dtype(), &self.cfg, &self.opts.device)?;
         self.pos = 0;
         Ok(())
     }
@@ -205,6 +223,6 @@ impl CausalLm for UpstreamLlama {
             * self.cfg.num_key_value_heads
             * head_dim
             * self.pos
-            * self.opts.dtype.size_in_bytes()
+            * self.compute_dtype().size_in_bytes()
     }
 }

@@ -4,18 +4,16 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 use results::{Arch, ModelInfo, ModelSpec, Weights};
 use rwkv::{CheckpointShapes, Logits, Model, State};
 
 use crate::batched::Batched;
 use crate::implementation::{
-    checkpoint_weights, dtype_name, random_weights, About, BuildOptions, Implementation, Shape,
-    TrainSource,
+    checkpoint_weights, random_weights, About, BuildOptions, Implementation, Shape, TrainSource,
 };
 use crate::model::CausalLm;
 use crate::presets::Preset;
-use crate::synthetic::{materialise, param_count, rwkv7_specs};
+use crate::synthetic::{materialise, param_count, rwkv7_specs, LazyWeights};
 use crate::trainable::Differentiable;
 use crate::{Error, Result};
 
@@ -43,18 +41,18 @@ impl Implementation for Rwkv7Impl {
         preset: &Preset,
         opts: &BuildOptions,
     ) -> Result<Box<dyn CausalLm>> {
-        require_f32(spec, opts)?;
         let specs = rwkv7_specs(preset);
-        let tensors = materialise(&specs, opts.seed, DType::F32, &opts.device)?;
-        let shapes: CheckpointShapes = tensors
+        let shapes: CheckpointShapes = specs
             .iter()
-            .map(|(k, t)| (k.clone(), t.dims().to_vec()))
+            .map(|s| (s.name.clone(), s.shape.clone()))
             .collect();
         let cfg = shapes
             .into_config()
             .map_err(|e| Error::spec(spec, e.to_string()))?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &opts.device);
-        let model = Model::new(&cfg, vb).map_err(model_error)?;
+        // Drawn tensor by tensor as the model stores each: never all of them in f32.
+        let vb =
+            LazyWeights::new(specs.clone(), opts.seed).into_var_builder(DType::F32, &opts.device);
+        let model = Model::with_dtype(&cfg, vb, opts.dtype).map_err(model_error)?;
         let weights = random_weights(preset, opts);
         Ok(Box::new(self.build(
             spec,
@@ -75,7 +73,7 @@ impl Implementation for Rwkv7Impl {
         source: &TrainSource<'_>,
         opts: &BuildOptions,
     ) -> Result<Box<dyn Differentiable>> {
-        require_f32(spec, opts)?;
+        opts.require_f32(spec)?;
         let ckpt = match source {
             TrainSource::Path(path) => {
                 rwkv::Checkpoint::load(path, &opts.device).map_err(model_error)?
@@ -122,10 +120,10 @@ impl Implementation for Rwkv7Impl {
         path: &Path,
         opts: &BuildOptions,
     ) -> Result<Box<dyn CausalLm>> {
-        require_f32(spec, opts)?;
         let ckpt = rwkv::Checkpoint::load(path, &opts.device).map_err(model_error)?;
         let cfg = ckpt.config;
-        let model = Model::new(&cfg, ckpt.into_var_builder(&opts.device)).map_err(model_error)?;
+        let model = Model::with_dtype(&cfg, ckpt.into_var_builder(&opts.device), opts.dtype)
+            .map_err(model_error)?;
         let weights = checkpoint_weights(path);
         Ok(Box::new(self.build(
             spec,
@@ -155,7 +153,8 @@ impl Rwkv7Impl {
             vocab: cfg.vocab,
             tied_embeddings: false,
         };
-        let info = self.info(spec, shape, opts, weights, None);
+        let mut info = self.info(spec, shape, opts, weights, None);
+        info.weight_bytes = Some(model.weight_bytes() as u64);
         Ok(Rwkv7 { model, state, info })
     }
 }
@@ -176,17 +175,6 @@ fn model_error(e: rwkv::Error) -> Error {
         }
         other => Error::Unsupported(other.to_string()),
     }
-}
-
-fn require_f32(spec: &ModelSpec, opts: &BuildOptions) -> Result<()> {
-    if opts.dtype == DType::F32 {
-        return Ok(());
-    }
-    Err(Error::Unsupported(format!(
-        "{spec}: rwkv7 computes in f32 (weights of other dtypes are upcast at load); \
-         run it with dtype f32, not {}",
-        dtype_name(opts.dtype)
-    )))
 }
 
 impl Batched for Rwkv7 {
@@ -327,12 +315,16 @@ mod tests {
     }
 
     #[test]
-    fn bf16_is_refused_with_the_spec_named() {
+    fn training_in_bf16_is_refused_with_the_spec_named() {
         let opts = BuildOptions {
-            dtype: DType::BF16,
+            dtype: kernels::WeightDtype::Bf16,
             ..BuildOptions::default()
         };
-        let e = build("rwkv7:preset=tiny", &opts).err().unwrap().to_string();
+        let spec: ModelSpec = "rwkv7:preset=tiny".parse().unwrap();
+        let e = crate::registry::build_trainable(&spec, &opts)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("rwkv7:preset=tiny") && e.contains("f32"), "{e}");
     }
 }

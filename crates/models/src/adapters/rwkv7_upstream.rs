@@ -41,7 +41,12 @@ impl Implementation for UpstreamRwkv7Impl {
         preset: &Preset,
         opts: &BuildOptions,
     ) -> Result<Box<dyn CausalLm>> {
-        let tensors = materialise(&rwkv7_specs(preset), opts.seed, opts.dtype, &opts.device)?;
+        let tensors = materialise(
+            &rwkv7_specs(preset),
+            opts.seed,
+            opts.compute_dtype(spec, ABOUT.name)?,
+            &opts.device,
+        )?;
         Ok(Box::new(self.build(
             spec,
             tensors,
@@ -57,7 +62,7 @@ impl Implementation for UpstreamRwkv7Impl {
         path: &Path,
         opts: &BuildOptions,
     ) -> Result<Box<dyn CausalLm>> {
-        let tensors = read_tensors(path, opts.dtype, &opts.device)?;
+        let tensors = read_tensors(path, opts.compute_dtype(spec, ABOUT.name)?, &opts.device)?;
         if tensors
             .keys()
             .any(|k| k.contains("time_faaaa") || k.contains("time_decay"))
@@ -115,9 +120,11 @@ impl UpstreamRwkv7Impl {
             intermediate_size: Some(ffn),
             rescale_every: 0,
         };
-        let vb = VarBuilder::from_tensors(tensors, opts.dtype, &opts.device);
+        let vb =
+            VarBuilder::from_tensors(tensors, opts.compute_dtype(spec, ABOUT.name)?, &opts.device);
         let model = Model::new(&cfg, vb).map_err(|e| checkpoint_error(here, e.to_string()))?;
-        let state = State::new_with_dtype(&cfg, &opts.device, opts.dtype)?;
+        let state =
+            State::new_with_dtype(&cfg, &opts.device, opts.compute_dtype(spec, ABOUT.name)?)?;
         let shape = Shape {
             params,
             layers,
@@ -136,13 +143,20 @@ impl UpstreamRwkv7Impl {
     }
 }
 
+impl UpstreamRwkv7 {
+    /// The dtype it was built to compute in (checked dense at build).
+    fn compute_dtype(&self) -> candle_core::DType {
+        self.opts.dtype.dense().unwrap_or(candle_core::DType::F32)
+    }
+}
+
 impl CausalLm for UpstreamRwkv7 {
     fn info(&self) -> &ModelInfo {
         &self.info
     }
 
     fn reset(&mut self) -> Result<()> {
-        self.state = State::new_with_dtype(&self.cfg, &self.opts.device, self.opts.dtype)?;
+        self.state = State::new_with_dtype(&self.cfg, &self.opts.device, self.compute_dtype())?;
         Ok(())
     }
 

@@ -5,12 +5,13 @@
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use models::{candle_dtype, Result};
+use models::Result;
 use results::roofline::{MatmulPoint, Roofline};
 use results::suite::Dtype;
 use serde::{Deserialize, Serialize};
 
-/// What to calibrate: the widths of the suite's models, in their dtype.
+/// What to calibrate: the widths of the suite's models (`dtype` is recorded; the
+/// products are f32, as the models compute).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationPlan {
     pub widths: Vec<usize>,
@@ -38,11 +39,13 @@ fn best_seconds(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     Ok(best)
 }
 
-fn matmul_point(m: usize, k: usize, n: usize, plan: &CalibrationPlan) -> Result<MatmulPoint> {
+fn matmul_point(m: usize, k: usize, n: usize) -> Result<MatmulPoint> {
     let dev = Device::Cpu;
-    let dtype = candle_dtype(plan.dtype);
-    let a = Tensor::randn(0f32, 1.0, (m, k), &dev)?.to_dtype(dtype)?;
-    let b = Tensor::randn(0f32, 1.0, (k, n), &dev)?.to_dtype(dtype)?;
+    // Our models multiply in f32 whatever their weights are stored in (16-bit weights
+    // are widened, quantised ones run candle's integer kernels): f32 is the peak a
+    // prefill is compared with.
+    let a = Tensor::randn(0f32, 1.0, (m, k), &dev)?;
+    let b = Tensor::randn(0f32, 1.0, (k, n), &dev)?;
     let s = best_seconds(MATMUL_REPS, || {
         a.matmul(&b)?;
         Ok(())
@@ -106,7 +109,7 @@ pub fn calibrate(plan: &CalibrationPlan) -> Result<Roofline> {
     let mut matmul = Vec::new();
     for &d in &widths {
         for f in FANOUT {
-            matmul.push(matmul_point(ROWS, d, f * d, plan)?);
+            matmul.push(matmul_point(ROWS, d, f * d)?);
         }
     }
     let matmul_gflops = matmul.iter().map(|p| p.gflops).fold(0.0, f64::max);

@@ -85,6 +85,7 @@ mod tests {
             max_seq_len: None,
             tokenizer: None,
             tied_embeddings: false,
+            weight_bytes: None,
         }
     }
 

@@ -47,7 +47,7 @@ impl CellPlan {
     /// How the cell's model is built: the plan's dtype and seed, on the CPU.
     pub fn build_options(&self) -> models::BuildOptions {
         models::BuildOptions {
-            dtype: models::candle_dtype(self.dtype),
+            dtype: models::weight_dtype(self.dtype),
             device: candle_core::Device::Cpu,
             seed: self.seed,
         }

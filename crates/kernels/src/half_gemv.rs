@@ -1,0 +1,231 @@
+//! Products with 16-bit weights (bf16 or f16) and f32 activations, accumulated in f32.
+//!
+//! candle 0.11 has no bf16 matmul on the CPU, and its f16 one rounds the activations
+//! to f16 too. A decode step is bound by reading the weights, so [`HalfGemv`] streams
+//! the 16-bit rows once with every core and widens each in L1 before its dot products:
+//! half the bytes of f32 for the same arithmetic. Longer inputs are compute-bound; they
+//! widen a tile of rows at a time and hand it to candle's f32 matmul, so a prefill costs
+//! what f32 costs plus one widening pass per tile.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use half::{bf16, f16};
+use rayon::prelude::*;
+
+use crate::{dot_mul_add, MulAdd};
+
+/// Inputs with at most this many rows go through [`HalfGemv`].
+pub const HALF_GEMV_MAX_ROWS: usize = 4;
+
+/// Output rows per parallel task of [`HalfGemv`].
+const BLOCK: usize = 32;
+
+/// Weights below which [`HalfGemv`] runs on one thread (a fork-join costs more than
+/// reading them).
+const PARALLEL_MIN: usize = 1 << 18;
+
+/// Widened f32 bytes per tile of the prefill path: small enough to stay in L2/L3
+/// while the matmul reads it, large enough that each matmul call runs at full speed.
+const TILE_BYTES: usize = 4 << 20;
+
+/// A 16-bit float type the kernels widen.
+pub trait Half: Copy + Send + Sync + 'static {
+    fn widen(src: &[Self], dst: &mut [f32]);
+}
+
+impl Half for bf16 {
+    #[inline(always)]
+    fn widen(src: &[Self], dst: &mut [f32]) {
+        // A bf16 is the top half of an f32: a shift, which vectorises.
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = f32::from_bits((s.to_bits() as u32) << 16);
+        }
+    }
+}
+
+impl Half for f16 {
+    #[inline(always)]
+    fn widen(src: &[Self], dst: &mut [f32]) {
+        // F16C where the CPU has it, asked once per row.
+        half::slice::HalfFloatSliceExt::convert_to_f32_slice(src, dst);
+    }
+}
+
+/// `out[j*m + i] = x[i] · w[j]` for the rows `j` of `w` that `out` covers.
+#[inline(always)]
+fn rows_body<F: MulAdd, H: Half>(x: &[f32], w: &[H], k: usize, m: usize, out: &mut [f32]) {
+    let mut row = vec![0f32; k];
+    for (wr, o) in w.chunks_exact(k).zip(out.chunks_exact_mut(m)) {
+        H::widen(wr, &mut row);
+        for (i, o) in o.iter_mut().enumerate() {
+            *o = dot_mul_add::<F>(&row, &x[i * k..(i + 1) * k]);
+        }
+    }
+}
+
+#[inline(always)]
+fn bf16_rows_body<F: MulAdd>(x: &[f32], w: &[bf16], k: usize, m: usize, out: &mut [f32]) {
+    rows_body::<F, bf16>(x, w, k, m, out)
+}
+
+#[inline(always)]
+fn f16_rows_body<F: MulAdd>(x: &[f32], w: &[f16], k: usize, m: usize, out: &mut [f32]) {
+    rows_body::<F, f16>(x, w, k, m, out)
+}
+
+crate::dispatch!(fn bf16_rows(x: &[f32], w: &[bf16], k: usize, m: usize, out: &mut [f32]) => bf16_rows_body::<MulAdd>);
+crate::dispatch!(fn f16_rows(x: &[f32], w: &[f16], k: usize, m: usize, out: &mut [f32]) => f16_rows_body::<MulAdd>);
+
+/// `yᵀ [N, M]` for `x [M, K]` and `w [N, K]`, row blocks over the rayon pool.
+fn gemv_t<H: Half>(
+    x: &[f32],
+    w: &[H],
+    (m, k, n): (usize, usize, usize),
+    rows: fn(&[f32], &[H], usize, usize, &mut [f32]),
+) -> Vec<f32> {
+    let mut yt = vec![0f32; n * m];
+    let task = |(blk, out): (usize, &mut [f32])| {
+        let w = &w[blk * BLOCK * k..(blk * BLOCK * k + out.len() / m * k)];
+        rows(x, w, k, m, out)
+    };
+    if n * k >= PARALLEL_MIN {
+        yt.par_chunks_mut(BLOCK * m).enumerate().for_each(task);
+    } else {
+        yt.chunks_mut(BLOCK * m).enumerate().for_each(task);
+    }
+    yt
+}
+
+/// `x @ wᵀ` for a few f32 rows `x [M, K]` and 16-bit weights `w [N, K]` -> f32 `[M, N]`.
+pub struct HalfGemv;
+
+impl CustomOp2 for HalfGemv {
+    fn name(&self) -> &'static str {
+        "half-gemv"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let ((m, k), (n, k2)) = (l1.shape().dims2()?, l2.shape().dims2()?);
+        if k != k2 || m == 0 || m > HALF_GEMV_MAX_ROWS {
+            bail!("{}: x {:?}, w {:?}", self.name(), l1.dims(), l2.dims())
+        }
+        let (Some((x0, x1)), Some((w0, w1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            bail!("{}: inputs must be contiguous", self.name())
+        };
+        let CpuStorage::F32(x) = s1 else {
+            bail!("{}: x must be f32, not {:?}", self.name(), s1.dtype())
+        };
+        let x = &x[x0..x1];
+        let yt = match s2 {
+            CpuStorage::BF16(w) => gemv_t(x, &w[w0..w1], (m, k, n), bf16_rows),
+            CpuStorage::F16(w) => gemv_t(x, &w[w0..w1], (m, k, n), f16_rows),
+            s => bail!(
+                "{}: w must be bf16 or f16, not {:?}",
+                self.name(),
+                s.dtype()
+            ),
+        };
+        let y = if m == 1 {
+            yt
+        } else {
+            let mut y = vec![0f32; n * m];
+            for (j, col) in yt.chunks_exact(m).enumerate() {
+                for (i, &v) in col.iter().enumerate() {
+                    y[i * n + j] = v;
+                }
+            }
+            y
+        };
+        Ok((CpuStorage::F32(y), Shape::from((m, n))))
+    }
+}
+
+/// `x @ wᵀ` for f32 `x [M, K]` and 16-bit `w [N, K]`, accumulated in f32 -> `[M, N]`.
+pub fn half_matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let x = x.contiguous()?;
+    let (m, k) = x.dims2()?;
+    let n = w.dim(0)?;
+    if !x.device().is_cpu() {
+        // GPUs have native 16-bit matmuls that accumulate in f32.
+        return x.to_dtype(w.dtype())?.matmul(&w.t()?)?.to_dtype(DType::F32);
+    }
+    if m <= HALF_GEMV_MAX_ROWS {
+        return x.apply_op2_no_bwd(w, &HalfGemv);
+    }
+    let tile = (TILE_BYTES / (4 * k.max(1))).clamp(16, n.max(16));
+    let parts = (0..n)
+        .step_by(tile)
+        .map(|start| {
+            let wt = widen_rows(&w.narrow(0, start, tile.min(n - start))?)?;
+            x.matmul(&wt.t()?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::cat(&parts, 1)
+}
+
+/// A 16-bit `[R, K]` tensor as f32, widened with every core.
+fn widen_rows(w: &Tensor) -> Result<Tensor> {
+    let w = w.contiguous()?;
+    let (r, k) = w.dims2()?;
+    let mut out = vec![0f32; r * k];
+    let (storage, layout) = w.storage_and_layout();
+    let Some((a, b)) = layout.contiguous_offsets() else {
+        bail!("widen: not contiguous")
+    };
+    fn run<H: Half>(src: &[H], out: &mut [f32], k: usize) {
+        out.par_chunks_mut(k * 16)
+            .zip(src.par_chunks(k * 16))
+            .for_each(|(o, s)| H::widen(s, o));
+    }
+    match &*storage {
+        candle_core::Storage::Cpu(CpuStorage::BF16(s)) => run(&s[a..b], &mut out, k),
+        candle_core::Storage::Cpu(CpuStorage::F16(s)) => run(&s[a..b], &mut out, k),
+        _ => bail!(
+            "widen: expected bf16 or f16 on the CPU, got {:?}",
+            w.dtype()
+        ),
+    }
+    drop(storage);
+    Tensor::from_vec(out, (r, k), w.device())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn data(n: usize, k: usize, salt: usize) -> Tensor {
+        let v: Vec<f32> = (0..n * k)
+            .map(|i| ((i * 7 + salt) % 19) as f32 * 0.1 - 0.9)
+            .collect();
+        Tensor::from_vec(v, (n, k), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn every_row_count_and_both_types_match_the_widened_f32_product() {
+        // N not a multiple of the block, K not a multiple of the lanes; 1..4 rows take
+        // the gemv, 5 and 300 the tiled path.
+        let (n, k) = (BLOCK * 5 + 3, 37);
+        let w = data(n, k, 0);
+        for dtype in [DType::BF16, DType::F16] {
+            let wh = w.to_dtype(dtype).unwrap();
+            let wf = wh.to_dtype(DType::F32).unwrap();
+            for m in [1, 2, 3, 4, 5, 300] {
+                let x = data(m, k, 3);
+                let want = x.matmul(&wf.t().unwrap()).unwrap();
+                let got = half_matmul_t(&x, &wh).unwrap();
+                assert_eq!(got.dims(), &[m, n]);
+                let d = (got - want).unwrap().abs().unwrap().max_all().unwrap();
+                // Same widened weights, f32 sums of 37 products: rounding only.
+                assert!(d.to_scalar::<f32>().unwrap() < 1e-4, "{dtype:?} m {m}");
+            }
+        }
+    }
+}
