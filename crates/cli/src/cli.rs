@@ -43,6 +43,9 @@ pub enum Command {
     /// Tokens per character and per byte of each tokenizer on text in several languages
     /// (gettext catalogs), and a run's crossovers in characters
     Fertility(FertilityArgs),
+    /// What storing the weights in bf16, f16, q8_0 or q4_k costs in accuracy: logit
+    /// agreement with f32 per position and the loss change, on the same weights
+    DtypeCost(DtypeCostArgs),
     /// Measure one cell (internal: the isolated child process `run` starts)
     #[command(hide = true)]
     Cell,
@@ -65,6 +68,28 @@ pub struct FertilityArgs {
     #[arg(long)]
     pub results: Option<PathBuf>,
     /// Also write the measurements as JSON here
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct DtypeCostArgs {
+    /// Model spec without `dtype=`, e.g. rwkv7:model.pth or llama:pretrained=recall-small
+    #[arg(long)]
+    pub model: ModelSpec,
+    /// Weight dtypes to compare with f32
+    #[arg(long, value_delimiter = ',', default_value = "bf16,f16,q8_0,q4_k")]
+    pub dtypes: Vec<kernels::WeightDtype>,
+    /// Text to score, in the model's tokenizer (without it: seeded random tokens)
+    #[arg(long)]
+    pub text: Option<PathBuf>,
+    /// Positions compared (the first ones of --text, or this many random tokens)
+    #[arg(long, default_value_t = 256)]
+    pub tokens: usize,
+    /// Seed of the random tokens and of preset weights
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Also write the comparison as JSON here
     #[arg(long)]
     pub out: Option<PathBuf>,
 }

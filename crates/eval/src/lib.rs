@@ -3,6 +3,7 @@
 //! ([`perplexity`]), tokenizer fertility per language ([`fertility`]) and the evaluation
 //! runner ([`runner`]).
 
+pub mod agreement;
 pub mod fertility;
 pub mod perplexity;
 pub mod runner;

@@ -12,7 +12,7 @@ use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Ten
 use half::{bf16, f16};
 use rayon::prelude::*;
 
-use crate::{dot_mul_add, MulAdd};
+use crate::{x86, MulAdd, LANES};
 
 /// Inputs with at most this many rows go through [`HalfGemv`].
 pub const HALF_GEMV_MAX_ROWS: usize = 4;
@@ -28,37 +28,57 @@ const PARALLEL_MIN: usize = 1 << 18;
 /// while the matmul reads it, large enough that each matmul call runs at full speed.
 const TILE_BYTES: usize = 4 << 20;
 
-/// A 16-bit float type the kernels widen.
+/// A 16-bit float type the kernels widen, one element at a time in integer and float
+/// arithmetic that vectorises (no per-element feature test, no lookup).
 pub trait Half: Copy + Send + Sync + 'static {
-    fn widen(src: &[Self], dst: &mut [f32]);
+    fn widen(self) -> f32;
 }
 
 impl Half for bf16 {
     #[inline(always)]
-    fn widen(src: &[Self], dst: &mut [f32]) {
-        // A bf16 is the top half of an f32: a shift, which vectorises.
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d = f32::from_bits((s.to_bits() as u32) << 16);
-        }
+    fn widen(self) -> f32 {
+        // A bf16 is the top half of an f32.
+        f32::from_bits((self.to_bits() as u32) << 16)
     }
 }
 
 impl Half for f16 {
     #[inline(always)]
-    fn widen(src: &[Self], dst: &mut [f32]) {
-        // F16C where the CPU has it, asked once per row.
-        half::slice::HalfFloatSliceExt::convert_to_f32_slice(src, dst);
+    fn widen(self) -> f32 {
+        // Exponent and mantissa moved into f32 position, then rebiased by a multiply by
+        // 2^112, which also turns f16 subnormals into the right normal f32; inf and NaN
+        // get the f32 all-ones exponent.
+        let h = self.to_bits() as u32;
+        let em = h & 0x7fff;
+        let scaled = f32::from_bits(em << 13) * f32::from_bits(0x7780_0000);
+        let special = if em >= 0x7c00 { 0x7f80_0000 } else { 0 };
+        f32::from_bits(scaled.to_bits() | special | ((h & 0x8000) << 16))
     }
+}
+
+/// `Σ w[i] * x[i]` with `w` widened as it is read, in [`LANES`] partial sums.
+#[inline(always)]
+fn dot_half<F: MulAdd, H: Half>(w: &[H], x: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let (cw, cx) = (w.chunks_exact(LANES), x.chunks_exact(LANES));
+    let mut rest = 0f32;
+    for (a, b) in cw.remainder().iter().zip(cx.remainder()) {
+        rest = F::mul_add(a.widen(), *b, rest);
+    }
+    for (a, b) in cw.zip(cx) {
+        for l in 0..LANES {
+            acc[l] = F::mul_add(a[l].widen(), b[l], acc[l]);
+        }
+    }
+    acc.iter().sum::<f32>() + rest
 }
 
 /// `out[j*m + i] = x[i] · w[j]` for the rows `j` of `w` that `out` covers.
 #[inline(always)]
 fn rows_body<F: MulAdd, H: Half>(x: &[f32], w: &[H], k: usize, m: usize, out: &mut [f32]) {
-    let mut row = vec![0f32; k];
     for (wr, o) in w.chunks_exact(k).zip(out.chunks_exact_mut(m)) {
-        H::widen(wr, &mut row);
         for (i, o) in o.iter_mut().enumerate() {
-            *o = dot_mul_add::<F>(&row, &x[i * k..(i + 1) * k]);
+            *o = dot_half::<F, H>(wr, &x[i * k..(i + 1) * k]);
         }
     }
 }
@@ -75,6 +95,39 @@ fn f16_rows_body<F: MulAdd>(x: &[f32], w: &[f16], k: usize, m: usize, out: &mut 
 
 crate::dispatch!(fn bf16_rows(x: &[f32], w: &[bf16], k: usize, m: usize, out: &mut [f32]) => bf16_rows_body::<MulAdd>);
 crate::dispatch!(fn f16_rows(x: &[f32], w: &[f16], k: usize, m: usize, out: &mut [f32]) => f16_rows_body::<MulAdd>);
+
+/// [`gemv_t`]'s rows through [`x86::dot_16bit`] (K a multiple of 16).
+fn x86_rows<H: Half + Bits>(x: &[f32], w: &[H], k: usize, m: usize, out: &mut [f32]) {
+    for (wr, o) in w.chunks_exact(k).zip(out.chunks_exact_mut(m)) {
+        // SAFETY: `Half` types are 16-bit floats, laid out as u16.
+        let bits = unsafe { std::slice::from_raw_parts(wr.as_ptr() as *const u16, k) };
+        for (i, o) in o.iter_mut().enumerate() {
+            #[cfg(target_arch = "x86_64")]
+            {
+                // SAFETY: callers checked `x86::available()` and K % 16 == 0.
+                *o = unsafe { x86::dot_16bit(bits, &x[i * k..(i + 1) * k], H::BF16) };
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            {
+                let _ = (bits, i, o);
+                unreachable!()
+            }
+        }
+    }
+}
+
+/// Which 16-bit format a [`Half`] is.
+pub trait Bits {
+    const BF16: bool;
+}
+
+impl Bits for bf16 {
+    const BF16: bool = true;
+}
+
+impl Bits for f16 {
+    const BF16: bool = false;
+}
 
 /// `yᵀ [N, M]` for `x [M, K]` and `w [N, K]`, row blocks over the rayon pool.
 fn gemv_t<H: Half>(
@@ -123,7 +176,10 @@ impl CustomOp2 for HalfGemv {
             bail!("{}: x must be f32, not {:?}", self.name(), s1.dtype())
         };
         let x = &x[x0..x1];
+        let fast = k.is_multiple_of(16) && x86::available();
         let yt = match s2 {
+            CpuStorage::BF16(w) if fast => gemv_t(x, &w[w0..w1], (m, k, n), x86_rows),
+            CpuStorage::F16(w) if fast => gemv_t(x, &w[w0..w1], (m, k, n), x86_rows),
             CpuStorage::BF16(w) => gemv_t(x, &w[w0..w1], (m, k, n), bf16_rows),
             CpuStorage::F16(w) => gemv_t(x, &w[w0..w1], (m, k, n), f16_rows),
             s => bail!(
@@ -179,14 +235,9 @@ fn widen_rows(w: &Tensor) -> Result<Tensor> {
     let Some((a, b)) = layout.contiguous_offsets() else {
         bail!("widen: not contiguous")
     };
-    fn run<H: Half>(src: &[H], out: &mut [f32], k: usize) {
-        out.par_chunks_mut(k * 16)
-            .zip(src.par_chunks(k * 16))
-            .for_each(|(o, s)| H::widen(s, o));
-    }
     match &*storage {
-        candle_core::Storage::Cpu(CpuStorage::BF16(s)) => run(&s[a..b], &mut out, k),
-        candle_core::Storage::Cpu(CpuStorage::F16(s)) => run(&s[a..b], &mut out, k),
+        candle_core::Storage::Cpu(CpuStorage::BF16(s)) => widen_all(&s[a..b], &mut out, k),
+        candle_core::Storage::Cpu(CpuStorage::F16(s)) => widen_all(&s[a..b], &mut out, k),
         _ => bail!(
             "widen: expected bf16 or f16 on the CPU, got {:?}",
             w.dtype()
@@ -194,6 +245,35 @@ fn widen_rows(w: &Tensor) -> Result<Tensor> {
     }
     drop(storage);
     Tensor::from_vec(out, (r, k), w.device())
+}
+
+fn widen_all<H: Half>(src: &[H], out: &mut [f32], k: usize) {
+    out.par_chunks_mut(k * 16)
+        .zip(src.par_chunks(k * 16))
+        .for_each(|(o, s)| widen_slice(s, o));
+}
+
+#[inline(always)]
+fn widen_body<H: Half>(src: &[H], dst: &mut [f32]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = s.widen();
+    }
+}
+
+/// [`widen_body`] for the instruction set the CPU has (generic, so dispatched by hand).
+fn widen_slice<H: Half>(src: &[H], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        fn avx2<H: Half>(src: &[H], dst: &mut [f32]) {
+            widen_body(src, dst)
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { avx2(src, dst) };
+        }
+    }
+    widen_body(src, dst)
 }
 
 #[cfg(test)]
@@ -209,22 +289,35 @@ mod tests {
     }
 
     #[test]
+    fn f16_widening_is_exact_for_normals_subnormals_zeros_and_infinities() {
+        for bits in (0..=u16::MAX).filter(|b| (b & 0x7c00) != 0x7c00 || (b & 0x3ff) == 0) {
+            let h = f16::from_bits(bits);
+            assert_eq!(h.widen().to_bits(), h.to_f32().to_bits(), "{bits:#06x}");
+        }
+        assert!(f16::NAN.widen().is_nan());
+    }
+
+    #[test]
     fn every_row_count_and_both_types_match_the_widened_f32_product() {
-        // N not a multiple of the block, K not a multiple of the lanes; 1..4 rows take
-        // the gemv, 5 and 300 the tiled path.
-        let (n, k) = (BLOCK * 5 + 3, 37);
-        let w = data(n, k, 0);
-        for dtype in [DType::BF16, DType::F16] {
-            let wh = w.to_dtype(dtype).unwrap();
-            let wf = wh.to_dtype(DType::F32).unwrap();
-            for m in [1, 2, 3, 4, 5, 300] {
-                let x = data(m, k, 3);
-                let want = x.matmul(&wf.t().unwrap()).unwrap();
-                let got = half_matmul_t(&x, &wh).unwrap();
-                assert_eq!(got.dims(), &[m, n]);
-                let d = (got - want).unwrap().abs().unwrap().max_all().unwrap();
-                // Same widened weights, f32 sums of 37 products: rounding only.
-                assert!(d.to_scalar::<f32>().unwrap() < 1e-4, "{dtype:?} m {m}");
+        // N not a multiple of the block; K = 37 takes the portable rows, 64 the AVX2
+        // ones where the CPU has them; 1..4 rows take the gemv, 5 and 300 the tiles.
+        for (n, k) in [(BLOCK * 5 + 3, 37), (BLOCK * 2 + 1, 64)] {
+            let w = data(n, k, 0);
+            for dtype in [DType::BF16, DType::F16] {
+                let wh = w.to_dtype(dtype).unwrap();
+                let wf = wh.to_dtype(DType::F32).unwrap();
+                for m in [1, 2, 3, 4, 5, 300] {
+                    let x = data(m, k, 3);
+                    let want = x.matmul(&wf.t().unwrap()).unwrap();
+                    let got = half_matmul_t(&x, &wh).unwrap();
+                    assert_eq!(got.dims(), &[m, n]);
+                    let d = (got - want).unwrap().abs().unwrap().max_all().unwrap();
+                    // Same widened weights, f32 sums of O(1) products: rounding only.
+                    assert!(
+                        d.to_scalar::<f32>().unwrap() < 1e-4,
+                        "{dtype:?} k {k} m {m}"
+                    );
+                }
             }
         }
     }

@@ -13,12 +13,15 @@ mod half_gemv;
 mod logits;
 mod matrix;
 mod mul_add;
+mod quant_gemv;
 mod simd;
 mod weight_dtype;
+pub mod x86;
 
 pub use half_gemv::{half_matmul_t, HalfGemv, HALF_GEMV_MAX_ROWS};
 pub use logits::Logits;
 pub use matrix::{ggml_name, Matrix};
 pub use mul_add::{Fused, MulAdd, Unfused};
+pub use quant_gemv::{quant_matmul_t, QUANT_GEMV_MAX_ROWS};
 pub use simd::{dot, dot_mul_add, exp, max_of, sigmoid, sum, LANES};
 pub use weight_dtype::WeightDtype;

@@ -6,6 +6,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Result, Tensor};
 
 use crate::half_gemv::half_matmul_t;
+use crate::quant_gemv::quant_matmul_t;
 use crate::WeightDtype;
 
 /// An `nn.Linear` weight `[out, in]` (or an embedding table `[vocab, width]`), stored
@@ -94,7 +95,10 @@ impl Matrix {
         match self {
             Self::Dense(w) if w.dtype() == DType::F32 => x.matmul(&w.t()?),
             Self::Dense(w) => half_matmul_t(x, w),
-            Self::Quantized(q) => x.contiguous()?.apply_op1_no_bwd(q.as_ref()),
+            Self::Quantized(q) => match quant_matmul_t(q, x)? {
+                Some(y) => Ok(y),
+                None => x.contiguous()?.apply_op1_no_bwd(q.as_ref()),
+            },
         }
     }
 
@@ -172,7 +176,7 @@ mod tests {
     #[test]
     fn rows_that_do_not_split_into_blocks_fall_back() {
         let m = Matrix::new(&weights(8, 64), WeightDtype::Q4K).unwrap();
-        assert_eq!(m.storage(), "q5_0");
+        assert_eq!(m.storage(), "q8_0");
         let m = Matrix::new(&weights(8, 40), WeightDtype::Q8_0).unwrap();
         assert_eq!(m.storage(), "f16");
     }

@@ -48,16 +48,16 @@ impl WeightDtype {
     }
 
     /// The ggml type a matrix with rows of `in_dim` weights is quantised to, for the
-    /// quantised dtypes: the named one when the row splits into its blocks, otherwise
-    /// llama.cpp's fallback (q4_k rows that are not a multiple of 256 go to q5_0, any row
-    /// that is not a multiple of 32 stays f16).
+    /// quantised dtypes: the named one when the row splits into its blocks; otherwise a
+    /// q4_k row that is not a multiple of 256 goes to q8_0 (llama.cpp picks q5_0, whose
+    /// candle kernel runs at a third of our q8_0 one here; in the presets such rows are
+    /// only RWKV's small LoRA matrices), and a row that is not a multiple of 32 stays f16.
     pub fn ggml_for_row(self, in_dim: usize) -> Option<GgmlDType> {
         let fits = |t: GgmlDType| in_dim.is_multiple_of(t.block_size());
         match self {
             Self::F32 | Self::Bf16 | Self::F16 => None,
-            Self::Q8_0 if fits(GgmlDType::Q8_0) => Some(GgmlDType::Q8_0),
             Self::Q4K if fits(GgmlDType::Q4K) => Some(GgmlDType::Q4K),
-            Self::Q4K if fits(GgmlDType::Q5_0) => Some(GgmlDType::Q5_0),
+            Self::Q8_0 | Self::Q4K if fits(GgmlDType::Q8_0) => Some(GgmlDType::Q8_0),
             Self::Q8_0 | Self::Q4K => Some(GgmlDType::F16),
         }
     }
@@ -109,9 +109,9 @@ mod tests {
     }
 
     #[test]
-    fn rows_that_do_not_split_into_blocks_fall_back_as_llama_cpp_does() {
+    fn rows_that_do_not_split_into_blocks_fall_back_to_q8_0_then_f16() {
         assert_eq!(WeightDtype::Q4K.ggml_for_row(768), Some(GgmlDType::Q4K));
-        assert_eq!(WeightDtype::Q4K.ggml_for_row(64), Some(GgmlDType::Q5_0));
+        assert_eq!(WeightDtype::Q4K.ggml_for_row(64), Some(GgmlDType::Q8_0));
         assert_eq!(WeightDtype::Q8_0.ggml_for_row(64), Some(GgmlDType::Q8_0));
         assert_eq!(WeightDtype::Q8_0.ggml_for_row(40), Some(GgmlDType::F16));
         assert_eq!(WeightDtype::Bf16.ggml_for_row(768), None);

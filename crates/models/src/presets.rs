@@ -2,7 +2,9 @@
 //!
 //! Each preset fixes depth, width and vocabulary for both architectures; the Llama
 //! intermediate size is chosen so that parameter counts agree within 1 %, so a
-//! comparison is architecture against architecture, not size against size.
+//! comparison is architecture against architecture, not size against size. At 0.1b and
+//! up it is a multiple of 256 where that stays within 1 % (0.4b: of 32), so that q4_k
+//! blocks split `down_proj`'s rows as they split every RWKV-7 projection's.
 
 use serde::Serialize;
 
@@ -76,7 +78,7 @@ pub const PRESETS: &[Preset] = &[
         llama: LlamaShape {
             heads: 12,
             kv_heads: 12,
-            intermediate: 2240,
+            intermediate: 2304,
             max_position_embeddings: 32768,
         },
     },
@@ -96,7 +98,7 @@ pub const PRESETS: &[Preset] = &[
         llama: LlamaShape {
             heads: 16,
             kv_heads: 16,
-            intermediate: 2928,
+            intermediate: 2944,
             max_position_embeddings: 32768,
         },
     },
@@ -116,9 +118,7 @@ pub const PRESETS: &[Preset] = &[
         llama: LlamaShape {
             heads: 32,
             kv_heads: 32,
-            // A multiple of 32, so that q8_0 and q4_k's q5_0 fallback apply to
-            // `down_proj` instead of f16.
-            intermediate: 5824,
+            intermediate: 5888,
             max_position_embeddings: 32768,
         },
     },
@@ -139,7 +139,7 @@ pub const PRESETS: &[Preset] = &[
         llama: LlamaShape {
             heads: 40,
             kv_heads: 40,
-            intermediate: 7200,
+            intermediate: 7168,
             max_position_embeddings: 32768,
         },
     },

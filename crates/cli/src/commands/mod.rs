@@ -1,5 +1,6 @@
 pub mod cell;
 pub mod compare;
+pub mod dtype_cost;
 pub mod eval;
 pub mod fertility;
 pub mod grad;

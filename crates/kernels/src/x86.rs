@@ -1,0 +1,161 @@
+//! AVX2 dot products of one weight row in a storage type with f32 or 8-bit activations:
+//! the inner loops of the decode kernels ([`crate::half_gemv`], [`crate::quant_gemv`]).
+//!
+//! Written with intrinsics because the compiler does not find these by itself: the
+//! widening loads of 16-bit weights, and the `maddubs` trick (unsigned × signed bytes
+//! summed in pairs) that ggml uses for 8- and 4-bit blocks. Each returns `None` where
+//! the CPU lacks AVX2/FMA/F16C, and the caller takes its portable path.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// Whether the kernels here run on this CPU.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Sum of the 8 lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// `Σ w[i] x[i]` for bf16 (`bf16 = true`) or f16 bits `w`; lengths equal, a multiple of 16.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C ([`available`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_16bit(w: &[u16], x: &[f32], bf16: bool) -> f32 {
+    debug_assert!(w.len() == x.len() && w.len().is_multiple_of(16));
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let widen = |p: *const u16| -> __m256 {
+        // SAFETY: p points at 8 readable u16 (the loop bounds below).
+        unsafe {
+            let h = _mm_loadu_si128(p as *const __m128i);
+            if bf16 {
+                _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))
+            } else {
+                _mm256_cvtph_ps(h)
+            }
+        }
+    };
+    let mut i = 0;
+    // Four independent accumulators: enough to cover the FMA latency.
+    while i + 32 <= w.len() {
+        let (wp, xp) = (w.as_ptr().add(i), x.as_ptr().add(i));
+        for (j, a) in acc.iter_mut().enumerate() {
+            *a = _mm256_fmadd_ps(widen(wp.add(8 * j)), _mm256_loadu_ps(xp.add(8 * j)), *a);
+        }
+        i += 32;
+    }
+    while i < w.len() {
+        let (wp, xp) = (w.as_ptr().add(i), x.as_ptr().add(i));
+        acc[0] = _mm256_fmadd_ps(widen(wp), _mm256_loadu_ps(xp), acc[0]);
+        acc[1] = _mm256_fmadd_ps(widen(wp.add(8)), _mm256_loadu_ps(xp.add(8)), acc[1]);
+        i += 16;
+    }
+    hsum(_mm256_add_ps(
+        _mm256_add_ps(acc[0], acc[1]),
+        _mm256_add_ps(acc[2], acc[3]),
+    ))
+}
+
+/// The f32 value of little-endian f16 bytes.
+#[inline(always)]
+fn f16_at(b: &[u8], at: usize) -> f32 {
+    half::f16::from_bits(u16::from_le_bytes([b[at], b[at + 1]])).to_f32()
+}
+
+/// One row of q8_0 blocks (34 bytes: f16 scale, 32 × i8) against activations quantised
+/// to blocks of 32 (`xd` one scale per block, `xq` the bytes).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `w.len() == 34 * xd.len()`, `xq.len() == 32 * xd.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q8_0(w: &[u8], xd: &[f32], xq: &[i8]) -> f32 {
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = _mm256_setzero_ps();
+    for (b, &dx) in xd.iter().enumerate() {
+        let blk = w.as_ptr().add(34 * b);
+        let d = f16_at(w, 34 * b) * dx;
+        let wq = _mm256_loadu_si256(blk.add(2) as *const __m256i);
+        let xv = _mm256_loadu_si256(xq.as_ptr().add(32 * b) as *const __m256i);
+        // |w| (unsigned) × x with w's sign: maddubs takes unsigned × signed bytes.
+        let aw = _mm256_sign_epi8(wq, wq);
+        let sx = _mm256_sign_epi8(xv, wq);
+        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+    }
+    hsum(acc)
+}
+
+/// The 6-bit scale and min of sub-block `j` of a q4_k super-block (ggml's
+/// `get_scale_min_k4`).
+#[inline(always)]
+pub fn q4k_scale_min(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    }
+}
+
+/// One row of q4_k super-blocks (144 bytes: f16 d, f16 dmin, 12 bytes of 6-bit scales
+/// and mins, 128 bytes of nibbles) against activations quantised to blocks of 256
+/// (`xd` one scale per block, `xq` the bytes, `xsums` the sum of each 32 of them).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `w.len() == 144 * xd.len()`, `xq.len() == 256 *
+/// xd.len()`, `xsums.len() == 8 * xd.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q4_k(w: &[u8], xd: &[f32], xq: &[i8], xsums: &[i32]) -> f32 {
+    let low = _mm256_set1_epi8(0x0F);
+    let mut acc = _mm256_setzero_ps();
+    let mut mins = 0f32;
+    for (b, &dx) in xd.iter().enumerate() {
+        let blk = &w[144 * b..144 * (b + 1)];
+        let (d, dmin) = (f16_at(blk, 0) * dx, f16_at(blk, 2) * dx);
+        let scales = &blk[4..16];
+        let qs = blk.as_ptr().add(16);
+        let xs = xq.as_ptr().add(256 * b);
+        let mut sumi = _mm256_setzero_si256();
+        let mut summ = 0i32;
+        for j in 0..4 {
+            let (s1, m1) = q4k_scale_min(2 * j, scales);
+            let (s2, m2) = q4k_scale_min(2 * j + 1, scales);
+            summ += m1 as i32 * xsums[8 * b + 2 * j] + m2 as i32 * xsums[8 * b + 2 * j + 1];
+            let q = _mm256_loadu_si256(qs.add(32 * j) as *const __m256i);
+            let lo = _mm256_and_si256(q, low);
+            let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
+            let x_lo = _mm256_loadu_si256(xs.add(64 * j) as *const __m256i);
+            let x_hi = _mm256_loadu_si256(xs.add(64 * j + 32) as *const __m256i);
+            let p_lo =
+                _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x_lo), _mm256_set1_epi16(s1 as i16));
+            let p_hi =
+                _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x_hi), _mm256_set1_epi16(s2 as i16));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        mins += dmin * summ as f32;
+    }
+    hsum(acc) - mins
+}
