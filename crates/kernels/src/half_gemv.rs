@@ -188,17 +188,7 @@ impl CustomOp2 for HalfGemv {
                 s.dtype()
             ),
         };
-        let y = if m == 1 {
-            yt
-        } else {
-            let mut y = vec![0f32; n * m];
-            for (j, col) in yt.chunks_exact(m).enumerate() {
-                for (i, &v) in col.iter().enumerate() {
-                    y[i * n + j] = v;
-                }
-            }
-            y
-        };
+        let y = crate::untranspose(yt, m, n);
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
 }

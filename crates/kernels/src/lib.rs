@@ -15,6 +15,7 @@ mod matrix;
 mod mul_add;
 mod quant_gemv;
 mod simd;
+mod transpose;
 mod weight_dtype;
 pub mod x86;
 
@@ -24,4 +25,5 @@ pub use matrix::{ggml_name, Matrix};
 pub use mul_add::{Fused, MulAdd, Unfused};
 pub use quant_gemv::{quant_matmul_t, QUANT_GEMV_MAX_ROWS};
 pub use simd::{dot, dot_mul_add, exp, max_of, sigmoid, sum, LANES};
+pub use transpose::untranspose;
 pub use weight_dtype::WeightDtype;

@@ -125,17 +125,7 @@ pub fn quant_matmul_t(w: &QTensor, x: &Tensor) -> Result<Option<Tensor>> {
     } else {
         yt.chunks_mut(BLOCK * m).enumerate().for_each(task);
     }
-    let y = if m == 1 {
-        yt
-    } else {
-        let mut y = vec![0f32; n * m];
-        for (j, col) in yt.chunks_exact(m).enumerate() {
-            for (i, &v) in col.iter().enumerate() {
-                y[i * n + j] = v;
-            }
-        }
-        y
-    };
+    let y = crate::untranspose(yt, m, n);
     Tensor::from_vec(y, (m, n), x.device()).map(Some)
 }
 

@@ -61,17 +61,7 @@ impl CustomOp2 for Gemv {
         } else {
             yt.chunks_mut(GEMV_BLOCK * m).enumerate().for_each(task);
         }
-        let y = if m == 1 {
-            yt
-        } else {
-            let mut y = vec![0f32; n * m];
-            for (j, row) in yt.chunks_exact(m).enumerate() {
-                for (i, &v) in row.iter().enumerate() {
-                    y[i * n + j] = v;
-                }
-            }
-            y
-        };
+        let y = kernels::untranspose(yt, m, n);
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
 }
