@@ -46,6 +46,9 @@ pub enum Command {
     /// What storing the weights in bf16, f16, q8_0 or q4_k costs in accuracy: logit
     /// agreement with f32 per position and the loss change, on the same weights
     DtypeCost(DtypeCostArgs),
+    /// The longest prompt a model prefills and decodes within a memory budget, by a
+    /// search over isolated child processes, next to the analytic prediction
+    Fit(FitArgs),
     /// Measure one cell (internal: the isolated child process `run` starts)
     #[command(hide = true)]
     Cell,
@@ -92,6 +95,66 @@ pub struct DtypeCostArgs {
     /// Also write the comparison as JSON here
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct FitArgs {
+    /// Model spec, e.g. rwkv7:preset=3b,dtype=q4_k or llama:pretrained=recall-small
+    #[arg(long)]
+    pub model: ModelSpec,
+    /// The memory budget a probe's peak RSS must stay within: 8GB, 6.5GiB, 512MB
+    /// (GB and GiB both mean 2^30 bytes, as RAM is sold)
+    #[arg(long, value_parser = parse_mib, default_value = "8GB")]
+    pub budget: u64,
+    /// The longest prompt tried (RWKV's memory does not grow with the context, so its
+    /// search ends here)
+    #[arg(long, default_value_t = results::suite::FitSettings::default().cap)]
+    pub cap: usize,
+    /// The first probe's prompt length, which the memory model is fitted to
+    #[arg(long, default_value_t = results::suite::FitSettings::default().start)]
+    pub start: usize,
+    /// Stop once the shortest prompt over budget is within this fraction of the
+    /// longest that fitted
+    #[arg(long, default_value_t = results::suite::FitSettings::default().tolerance)]
+    pub tolerance: f64,
+    /// Seconds a probe may run before the search stops with a lower bound
+    #[arg(long, default_value_t = results::suite::FitSettings::default().probe_timeout_s)]
+    pub probe_timeout: f64,
+    /// Weight storage type, unless the spec says `dtype=`
+    #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
+    pub dtype: DtypeArg,
+    /// Compute threads (0 = every core)
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Seed of preset weights and prompt tokens
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Also write the search (every probe, the prediction, the machine) as JSON here
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// A size in MiB from `8GB`, `8GiB`, `512MB`, `512MiB` or `4096` (MiB).
+pub fn parse_mib(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size such as 8GB or 512MB"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "m" | "mb" | "mib" => 1.0,
+        "g" | "gb" | "gib" => 1024.0,
+        "t" | "tb" | "tib" => 1024.0 * 1024.0,
+        other => return Err(format!("unknown unit `{other}` in `{text}` (use MB or GB)")),
+    };
+    let mib = (value * scale).round();
+    if !(mib >= 1.0 && mib < (u64::MAX >> 20) as f64) {
+        return Err(format!("`{text}`: a budget must be at least 1 MB"));
+    }
+    Ok(mib as u64)
 }
 
 #[derive(clap::Args)]
@@ -411,4 +474,20 @@ pub fn parse_length(s: &str) -> Result<usize, String> {
         None => t.parse::<usize>().ok().filter(|&n| n > 0),
     };
     n.ok_or_else(|| format!("`{s}` is not a length such as 512, 4k or 16k"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_read_as_ram_is_sold() {
+        assert_eq!(parse_mib("8GB"), Ok(8192));
+        assert_eq!(parse_mib("6.5GiB"), Ok(6656));
+        assert_eq!(parse_mib("512MB"), Ok(512));
+        assert_eq!(parse_mib("4096"), Ok(4096));
+        assert!(parse_mib("8 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_mib("0GB").is_err());
+        assert!(parse_mib("GB").is_err());
+    }
 }

@@ -22,6 +22,7 @@ fn run() -> anyhow::Result<ExitCode> {
         cli::Command::Eval(args) => return commands::eval::run(args),
         cli::Command::Fertility(args) => commands::fertility::run(args),
         cli::Command::DtypeCost(args) => commands::dtype_cost::run(args),
+        cli::Command::Fit(args) => return commands::fit::run(args),
         cli::Command::Cell => commands::cell::run(),
     }
     .map(|()| ExitCode::SUCCESS)

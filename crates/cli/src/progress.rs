@@ -2,6 +2,7 @@
 //! for the cell at work, and a line per finished cell.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use results::fit::{FitProbe, ProbeOutcome};
 use results::pipeline::{Cell, Observer, Phase};
 use results::{Metric, ModelSpec, Record};
 
@@ -82,6 +83,16 @@ impl Bars {
         bar
     }
 
+    /// Shows `bar` as the bar of the cell at work.
+    fn start_cell_bar(&mut self, bar: ProgressBar, cell: &Cell) {
+        bar.set_style(bar_style(
+            "  {prefix:56} {msg:10} [{bar:20}] {pos}/{len} {elapsed}",
+        ));
+        bar.set_prefix(cell.to_string());
+        bar.set_message("starting");
+        self.cell = Some(bar);
+    }
+
     /// A line above the bars.
     fn line(&self, line: String) {
         match &self.overall {
@@ -104,12 +115,32 @@ impl Observer for Bars {
     fn cell_started(&mut self, cell: &Cell, index: usize, total: usize) {
         let overall = self.overall(index, total).clone();
         let bar = self.multi.insert_before(&overall, ProgressBar::new(1));
-        bar.set_style(bar_style(
-            "  {prefix:56} {msg:10} [{bar:20}] {pos}/{len} {elapsed}",
-        ));
-        bar.set_prefix(cell.to_string());
-        bar.set_message("starting");
-        self.cell = Some(bar);
+        self.start_cell_bar(bar, cell);
+    }
+
+    fn fit_probe_started(&mut self, cell: &Cell) {
+        let bar = match &self.overall {
+            Some(o) => self.multi.insert_before(o, ProgressBar::new(1)),
+            None => self.multi.add(ProgressBar::new(1)),
+        };
+        self.start_cell_bar(bar, cell);
+    }
+
+    fn fit_probe_finished(&mut self, cell: &Cell, probe: &FitProbe) {
+        if let Some(bar) = self.cell.take() {
+            bar.finish_and_clear();
+        }
+        let peak = report::format::bytes(probe.peak_rss as f64);
+        let line = match probe.outcome {
+            ProbeOutcome::Fits => format!("fits    {:56} peak {peak}", cell.to_string()),
+            ProbeOutcome::OverBudget => format!("over    {:56} reached {peak}", cell.to_string()),
+            ProbeOutcome::Failed => format!(
+                "failed  {:56} {}",
+                cell.to_string(),
+                probe.error.as_deref().unwrap_or("")
+            ),
+        };
+        self.line(format!("{line} ({:.0} s)", probe.wall_s));
     }
 
     fn cell_progress(&mut self, _cell: &Cell, phase: Phase, done: usize, total: usize) {

@@ -3,8 +3,9 @@
 //! of that run.
 
 use results::analysis::{pairs, Speedup};
+use results::fit::Fit;
 use results::stats::{difference_interval, needed_to_decide, Interval, CONFIDENCE};
-use results::{Metric, ModelSpec, Results};
+use results::{Metric, ModelInfo, ModelSpec, Results};
 use serde::Serialize;
 
 use crate::format;
@@ -494,8 +495,71 @@ fn train_cheaper(results: &Results) -> Claim {
     }
 }
 
+/// A max-context search and the model it measured.
+type FitOf<'a> = (&'a Fit, &'a ModelInfo);
+
+/// The largest model of each architecture that served a context within 8 GB, and that
+/// context: `(RWKV, transformer)`, the larger by parameters (then by context).
+fn edge_fits(results: &Results) -> (Option<FitOf<'_>>, Option<FitOf<'_>>) {
+    let best = |constant: bool| {
+        results
+            .fits
+            .iter()
+            .filter(|f| f.budget_bytes as f64 <= EDGE_BUDGET && f.max_context.is_some())
+            .filter_map(|f| {
+                let m = results.models.iter().find(|m| m.spec == f.model)?;
+                (m.arch.constant_state() == constant).then_some((f, m))
+            })
+            .max_by_key(|(f, m)| (m.params, f.max_context))
+    };
+    (best(true), best(false))
+}
+
+fn describe_fit(f: &Fit, m: &ModelInfo) -> String {
+    format!(
+        "{} ({} params, {}): {} within {}",
+        f.model,
+        format::params(m.params),
+        f.dtype,
+        f.describe(),
+        format::bytes(f.budget_bytes as f64)
+    )
+}
+
 fn fits_edge(results: &Results) -> Claim {
     const CLAIM: &str = "RWKV fits edge devices under 8 GB";
+    if results
+        .fits
+        .iter()
+        .any(|f| f.budget_bytes as f64 <= EDGE_BUDGET)
+    {
+        let (rwkv, transformer) = edge_fits(results);
+        let other = transformer.map_or("no transformer fitted".into(), |(f, m)| {
+            format!("transformer: {}", describe_fit(f, m))
+        });
+        return match rwkv {
+            Some((f, m)) => Claim {
+                claim: CLAIM,
+                measured: format!(
+                    "largest RWKV that fits: {}; {other} (a long context is {} tokens)",
+                    describe_fit(f, m),
+                    format::length(LONG)
+                ),
+                verdict: if f.max_context.is_some_and(|c| c >= LONG) {
+                    Verdict::Supported
+                } else {
+                    Verdict::NotSupported
+                },
+                to_decide: None,
+            },
+            None => Claim {
+                claim: CLAIM,
+                measured: format!("no RWKV model fitted 8 GB at any context; {other}"),
+                verdict: Verdict::NotSupported,
+                to_decide: None,
+            },
+        };
+    }
     let Some(r) = results
         .models
         .iter()
@@ -511,7 +575,9 @@ fn fits_edge(results: &Results) -> Claim {
     Claim {
         claim: CLAIM,
         measured: format!(
-            "peak RSS {} at {} tokens ({}, {})",
+            "peak RSS {} at {} tokens ({}, {}); only this model and length — a \
+             `measure.max_context` search (suites/edge.toml) judges the largest model and \
+             context that fit",
             format::bytes(peak),
             format::length(last.seq_len),
             r,

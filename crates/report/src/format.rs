@@ -63,6 +63,15 @@ fn decimals(x: f64) -> usize {
         .unwrap_or(6)
 }
 
+/// A parameter count: `1.0 M`, `2.94 B`.
+pub fn params(n: u64) -> String {
+    if n >= 1_000_000_000 {
+        format!("{:.2} B", n as f64 / 1e9)
+    } else {
+        format!("{:.1} M", n as f64 / 1e6)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,7 +59,7 @@ pub fn models(results: &Results) -> Table {
                 let mut row = vec![
                     m.spec.to_string(),
                     m.description.clone(),
-                    format!("{:.1} M", m.params as f64 / 1e6),
+                    format::params(m.params),
                     m.weights.to_string(),
                 ];
                 if tokenizers {
@@ -364,6 +364,65 @@ pub fn failures(results: &Results) -> Option<Table> {
                     format::length(f.seq_len),
                     f.kind.label().into(),
                     f.error.clone(),
+                ]
+            })
+            .collect(),
+    })
+}
+
+/// The longest context each model served within its memory budget, with the memory
+/// model's prediction and the probes behind the figure.
+pub fn max_context(results: &Results) -> Option<Table> {
+    (!results.fits.is_empty()).then(|| Table {
+        title: "Maximum context under a memory budget".into(),
+        note: "Each probe prefilled a prompt of that length and decoded after it in a \
+               process of its own, held to the budget (peak RSS). Predicted: (budget − \
+               weights, runtime and a chunk's activations − state) / state bytes per token, \
+               fitted to the first probe"
+            .into(),
+        header: [
+            "model",
+            "weights",
+            "budget",
+            "max context",
+            "predicted",
+            "fixed",
+            "per token",
+            "probes",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: results
+            .fits
+            .iter()
+            .map(|f| {
+                let p = f.prediction.as_ref();
+                let probes: Vec<String> = f
+                    .probes
+                    .iter()
+                    .map(|p| {
+                        let mark = match p.outcome {
+                            results::fit::ProbeOutcome::Fits => "✓",
+                            results::fit::ProbeOutcome::OverBudget => "✗",
+                            results::fit::ProbeOutcome::Failed => "failed",
+                        };
+                        format!("{} {mark}", p.seq_len)
+                    })
+                    .collect();
+                vec![
+                    f.model.to_string(),
+                    f.dtype.clone(),
+                    format::bytes(f.budget_bytes as f64),
+                    f.describe(),
+                    p.map_or("-".into(), |p| match p.max_context {
+                        Some(m) => format!("{} tokens", results::fit::thousands(m)),
+                        None => "constant state".into(),
+                    }),
+                    p.map_or("-".into(), |p| {
+                        format::bytes((p.fixed_bytes + p.constant_state_bytes) as f64)
+                    }),
+                    p.map_or("-".into(), |p| format::bytes(p.bytes_per_token)),
+                    probes.join(", "),
                 ]
             })
             .collect(),

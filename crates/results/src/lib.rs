@@ -7,6 +7,7 @@ pub mod analysis;
 pub mod atomic;
 pub mod compare;
 pub mod error;
+pub mod fit;
 pub mod gate;
 pub mod history;
 pub mod machine;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::accuracy::Gate;
 use crate::analysis::analyse;
+use crate::fit::Fit;
 use crate::machine::Machine;
 use crate::model_info::ModelInfo;
 use crate::record::{CellKey, Failure, FailureKind, Record};
@@ -27,7 +28,20 @@ pub struct Cell {
     pub pairs: Option<usize>,
 }
 
+/// The task name of a max-context search's probes.
+pub const FIT_PROBE: &str = "max_context";
+
 impl Cell {
+    /// The cell a max-context probe of `model` at `seq_len` tokens is shown as.
+    pub fn fit_probe(model: &ModelSpec, seq_len: usize) -> Self {
+        Self {
+            model: model.clone(),
+            task: Some(FIT_PROBE.into()),
+            seq_len: Some(seq_len),
+            pairs: None,
+        }
+    }
+
     /// Whether a record with this key belongs to the cell.
     pub fn holds(&self, key: &CellKey) -> bool {
         key.model == self.model
@@ -93,6 +107,10 @@ pub trait Observer {
     fn cell_finished(&mut self, _cell: &Cell, _result: Result<&[Record], &str>) {}
     /// The cell's records were already in the results being resumed.
     fn cell_skipped(&mut self, _cell: &Cell, _index: usize, _total: usize) {}
+    /// A max-context search starts a probe (its phases come as `cell_progress` of
+    /// the cell [`Cell::fit_probe`]).
+    fn fit_probe_started(&mut self, _cell: &Cell) {}
+    fn fit_probe_finished(&mut self, _cell: &Cell, _probe: &crate::fit::FitProbe) {}
 }
 
 /// An observer that ignores everything.
@@ -116,6 +134,7 @@ pub struct Run<'a> {
     models: Vec<ModelInfo>,
     records: Vec<Record>,
     failures: Vec<Failure>,
+    fits: Vec<Fit>,
     /// Cells begun or skipped so far, and how many the run has.
     index: usize,
     total: usize,
@@ -134,6 +153,7 @@ impl<'a> Run<'a> {
             models: Vec::new(),
             records: Vec::new(),
             failures: Vec::new(),
+            fits: Vec::new(),
             index: 0,
             total,
         }
@@ -146,6 +166,7 @@ impl<'a> Run<'a> {
             earlier_s: previous.duration_s,
             models: previous.models,
             records: previous.records,
+            fits: previous.fits,
             ..Self::start(suite, total)
         }
     }
@@ -168,10 +189,19 @@ impl<'a> Run<'a> {
         self.records.iter().any(|r| cell.holds(&r.key()))
     }
 
+    /// Whether the run describes a model of `spec`.
+    pub fn has_model(&self, spec: &ModelSpec) -> bool {
+        self.models.iter().any(|m| m.spec == *spec)
+    }
+
     /// Adds (or replaces) the description of a model.
     pub fn add_model(&mut self, info: ModelInfo) {
         self.models.retain(|m| m.spec != info.spec);
         self.models.push(info);
+    }
+
+    pub fn add_fit(&mut self, fit: Fit) {
+        self.fits.push(fit);
     }
 
     pub fn add_records(&mut self, records: impl IntoIterator<Item = Record>) {
@@ -235,6 +265,7 @@ impl<'a> Run<'a> {
             failures: self.failures.clone(),
             analysis: analyse(&self.models, &self.records),
             gates: crate::gate::check(&self.models, &self.records, gates),
+            fits: self.fits.clone(),
         }
     }
 }

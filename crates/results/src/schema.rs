@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::Analysis;
+use crate::fit::Fit;
 use crate::gate::GateOutcome;
 use crate::machine::Machine;
 use crate::model_info::{Arch, ModelInfo};
@@ -72,6 +73,9 @@ pub struct Results {
     /// The accuracy gates of an evaluation and how each came out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gates: Vec<GateOutcome>,
+    /// Max-context searches under a memory budget (`measure.max_context`, `fit`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fits: Vec<Fit>,
 }
 
 impl Results {

@@ -55,6 +55,9 @@ pub struct Measure {
     /// of their own (separate processes from the inference cells, so that each peak
     /// RSS is its own).
     pub train: bool,
+    /// The longest prompt each model prefills and decodes within `[fit] budget_mb`,
+    /// found by a search over isolated processes (see [`FitSettings`]).
+    pub max_context: bool,
 }
 
 impl Default for Measure {
@@ -64,6 +67,7 @@ impl Default for Measure {
             decode: true,
             memory: true,
             train: false,
+            max_context: false,
         }
     }
 }
@@ -99,6 +103,77 @@ impl Default for TrainCell {
             steps: 3,
             lr: 1e-4,
         }
+    }
+}
+
+/// How a max-context search (`measure.max_context`, `rwkv-bench fit`) runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FitSettings {
+    /// The memory budget a probe's peak RSS must stay within, MiB.
+    pub budget_mb: u64,
+    /// The longest prompt tried (and the model's own maximum, if lower): a constant
+    /// state never reaches a budget by context alone, so its search ends here.
+    pub cap: usize,
+    /// The first probe's prompt, which the memory model is fitted to.
+    pub start: usize,
+    /// The search stops once the shortest prompt over budget is within this fraction
+    /// of the longest that fitted.
+    pub tolerance: f64,
+    /// Prompt lengths tried are multiples of this.
+    pub granularity: usize,
+    /// A probe running longer than this ends the search (its result a lower bound).
+    pub probe_timeout_s: f64,
+}
+
+impl Default for FitSettings {
+    fn default() -> Self {
+        Self {
+            budget_mb: 8192,
+            cap: 16384,
+            start: 512,
+            tolerance: 0.05,
+            granularity: 64,
+            probe_timeout_s: 3600.0,
+        }
+    }
+}
+
+impl FitSettings {
+    /// Checks the settings; the message names the key to fix.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.budget_mb == 0 || self.budget_mb.checked_mul(1 << 20).is_none() {
+            return Err(format!(
+                "`fit.budget_mb` is {}: it must be at least 1 and at most {}",
+                self.budget_mb,
+                u64::MAX >> 20
+            ));
+        }
+        if self.granularity == 0 || self.start < self.granularity || self.cap < self.start {
+            return Err(format!(
+                "`fit` needs 1 ≤ granularity ≤ start ≤ cap (granularity {}, start {}, cap {})",
+                self.granularity, self.start, self.cap
+            ));
+        }
+        if !(self.tolerance > 0.0 && self.tolerance < 0.5) {
+            return Err(format!(
+                "`fit.tolerance` is {}: it must lie between 0 and 0.5",
+                self.tolerance
+            ));
+        }
+        if !(self.probe_timeout_s > 0.0
+            && Duration::try_from_secs_f64(self.probe_timeout_s).is_ok())
+        {
+            return Err(format!(
+                "`fit.probe_timeout_s` is {}: it must be a positive, finite number of seconds",
+                self.probe_timeout_s
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn budget_bytes(&self) -> u64 {
+        self.budget_mb << 20
     }
 }
 
@@ -186,6 +261,9 @@ pub struct SuiteConfig {
     /// Training cells (`measure.train`).
     #[serde(default)]
     pub train: TrainCell,
+    /// Max-context searches (`measure.max_context`).
+    #[serde(default)]
+    pub fit: FitSettings,
     /// Accuracy tasks, task files, corpora and gates (`rwkv-bench eval`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accuracy: Option<AccuracyConfig>,
@@ -266,13 +344,14 @@ impl Suite {
         if c.models.is_empty() {
             return fail("`models` is empty: name at least one model spec".into());
         }
-        // Task files are not generated per length: a suite of only those needs none.
-        let lengthless = c
-            .accuracy
-            .as_ref()
-            .is_some_and(|a| a.tasks.is_empty() && a.corpora.is_empty())
-            && !(c.measure.inference() || c.measure.train);
-        if c.seq_lens.is_empty() && !lengthless {
+        // Task files are not generated per length, and a max-context search chooses its
+        // own: a suite of only those needs none.
+        let needs_lengths = c.measure.inference()
+            || c.measure.train
+            || c.accuracy
+                .as_ref()
+                .is_some_and(|a| !(a.tasks.is_empty() && a.corpora.is_empty()));
+        if c.seq_lens.is_empty() && needs_lengths {
             return fail("`seq_lens` is empty: name at least one length".into());
         }
         if let Some(bad) = c.seq_lens.iter().find(|&&l| l == 0) {
@@ -325,7 +404,12 @@ impl Suite {
                 return fail(format!("`train.lr` is {}: it must be positive", t.lr));
             }
         }
-        if !(c.measure.inference() || c.measure.train) && c.accuracy.is_none() {
+        if c.measure.max_context {
+            c.fit.validate().or_else(fail)?;
+        }
+        if !(c.measure.inference() || c.measure.train || c.measure.max_context)
+            && c.accuracy.is_none()
+        {
             return fail("`measure` turns every measurement off".into());
         }
         if let Some(acc) = &c.accuracy {

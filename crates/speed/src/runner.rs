@@ -12,6 +12,7 @@ use results::{Metric, Record, Results};
 use results::roofline::{efficiency, train_efficiency, Roofline};
 use results::stats::median_in_place;
 
+use crate::fit::{probe_isolated, search, FitJob};
 use crate::measure::calibrate::CalibrationPlan;
 use crate::measure::isolate::{calibrate_isolated, run_isolated, CellLimits, Launcher};
 use crate::measure::{CellEvent, CellOutcome, CellPlan};
@@ -118,9 +119,14 @@ pub fn cell_measure(suite: &Suite, cell: &Cell) -> Measure {
             decode: false,
             memory: false,
             train: true,
+            max_context: false,
         }
     } else {
-        Measure { train: false, ..m }
+        Measure {
+            train: false,
+            max_context: false,
+            ..m
+        }
     }
 }
 
@@ -283,5 +289,41 @@ pub fn run_suite(
             roofline.as_ref(),
         ));
     }
+    if c.measure.max_context {
+        for model in &c.models {
+            let (fit, info) = fit_model(&launcher, suite, model, observer);
+            if let Some(info) = info.filter(|i| !run.has_model(&i.spec)) {
+                run.add_model(info);
+            }
+            run.add_fit(fit);
+        }
+    }
     Ok(run.results(&[]))
+}
+
+/// The max-context search of one model of the suite, one process per probe.
+fn fit_model(
+    launcher: &Launcher,
+    suite: &Suite,
+    model: &results::ModelSpec,
+    observer: &mut dyn Observer,
+) -> (results::fit::Fit, Option<results::ModelInfo>) {
+    let c = &suite.config;
+    let job = FitJob {
+        model: model.clone(),
+        dtype: c.dtype,
+        seed: c.seed,
+        settings: c.fit,
+    };
+    search(&job, &mut |seq_len| {
+        let cell = Cell::fit_probe(model, seq_len);
+        observer.fit_probe_started(&cell);
+        let reading = probe_isolated(launcher, &job, seq_len, &mut |e| {
+            if let CellEvent::Progress { phase, done, total } = e {
+                observer.cell_progress(&cell, *phase, *done, *total);
+            }
+        });
+        observer.fit_probe_finished(&cell, &reading.probe);
+        reading
+    })
 }

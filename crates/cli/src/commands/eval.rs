@@ -64,10 +64,12 @@ fn one_off(args: &EvalArgs) -> anyhow::Result<SuiteConfig> {
             decode: false,
             memory: false,
             train: false,
+            max_context: false,
         },
         sampling: Sampling::default(),
         limits: Limits::default(),
         train: Default::default(),
+        fit: Default::default(),
         accuracy: Some(AccuracyConfig::default()),
     })
 }

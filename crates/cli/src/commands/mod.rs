@@ -3,6 +3,7 @@ pub mod compare;
 pub mod dtype_cost;
 pub mod eval;
 pub mod fertility;
+pub mod fit;
 pub mod grad;
 pub mod history;
 pub mod info;

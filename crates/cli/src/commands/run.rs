@@ -15,7 +15,8 @@ use crate::cli::RunArgs;
 use crate::progress::Bars;
 
 /// Exit 0: every cell measured or over the suite's declared memory budget; 1: a cell
-/// crashed, errored, timed out or was refused (the results are written all the same);
+/// crashed, errored, timed out or was refused, or a max-context search stopped on a
+/// failed probe (the results are written all the same);
 /// unusable input exits 2 through `main`.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut suite = Suite::load(&args.suite)?;
@@ -26,9 +27,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         suite.config.dtype = d.into();
     }
     let m = suite.config.measure;
-    if !(m.inference() || m.train) {
+    if !(m.inference() || m.train || m.max_context) {
         anyhow::bail!(
-            "{} measures no speed, memory or training cost (only [accuracy]): run `rwkv-bench eval {}`",
+            "{} measures no speed, memory, context or training cost (only [accuracy]): run `rwkv-bench eval {}`",
             args.suite.display(),
             args.suite.display()
         );
@@ -68,10 +69,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             expected.len()
         );
     }
-    if faults.is_empty() {
+    let stopped: Vec<_> = results
+        .fits
+        .iter()
+        .filter_map(|f| f.stopped.as_ref().map(|why| (&f.model, why)))
+        .collect();
+    if faults.is_empty() && stopped.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    eprintln!("{} cell(s) failed; the others were recorded:", faults.len());
+    for (model, why) in &stopped {
+        eprintln!("  max context of {model} is only a lower bound: {why}");
+    }
+    if !faults.is_empty() {
+        eprintln!("{} cell(s) failed; the others were recorded:", faults.len());
+    }
     for f in faults {
         eprintln!(
             "  {} @ {}: {}: {}",

@@ -101,6 +101,7 @@ fn view(results: &Results) -> Result<View> {
             tables::accuracy(results),
             tables::perplexity(results),
             tables::gates(results),
+            tables::max_context(results),
             tables::scaling(results),
             tables::crossovers(results),
             tables::fairness(results),

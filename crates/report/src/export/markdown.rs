@@ -90,6 +90,7 @@ impl Exporter for Markdown {
             tables::accuracy(results),
             tables::perplexity(results),
             tables::gates(results),
+            tables::max_context(results),
             tables::scaling(results),
             tables::crossovers(results),
             tables::fairness(results),

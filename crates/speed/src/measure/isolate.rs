@@ -37,21 +37,24 @@ pub struct CellLimits {
 impl CellLimits {
     fn over_budget(&self, what: &str, rss: u64) -> CellError {
         let (kind, whose) = if self.budget_declared {
-            (FailureKind::OverBudget, "the suite's memory budget")
+            (FailureKind::OverBudget, "the declared memory budget")
         } else {
             (
                 FailureKind::Crashed,
                 "the machine's memory guard (90 % of RAM; the suite declares no budget)",
             )
         };
-        CellError::new(
-            kind,
-            format!(
-                "over {whose} of {} MB ({what} {} MB)",
-                self.memory_budget_bytes >> 20,
-                rss >> 20
-            ),
-        )
+        CellError {
+            rss: Some(rss),
+            ..CellError::new(
+                kind,
+                format!(
+                    "over {whose} of {} MB ({what} {} MB)",
+                    self.memory_budget_bytes >> 20,
+                    rss >> 20
+                ),
+            )
+        }
     }
 }
 

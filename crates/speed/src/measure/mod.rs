@@ -118,6 +118,8 @@ pub enum CellEvent {
 pub struct CellError {
     pub kind: FailureKind,
     pub message: String,
+    /// For a process stopped over its memory budget: the RSS it had reached.
+    pub rss: Option<u64>,
 }
 
 impl CellError {
@@ -125,6 +127,7 @@ impl CellError {
         Self {
             kind,
             message: message.into(),
+            rss: None,
         }
     }
 }
