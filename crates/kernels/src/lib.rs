@@ -19,7 +19,7 @@ mod transpose;
 mod weight_dtype;
 pub mod x86;
 
-pub use half_gemv::{half_matmul_t, HalfGemv, HALF_GEMV_MAX_ROWS};
+pub use half_gemv::{half_matmul_t, Half, HalfGemv, HALF_GEMV_MAX_ROWS};
 pub use logits::Logits;
 pub use matrix::{ggml_name, Matrix};
 pub use mul_add::{Fused, MulAdd, Unfused};

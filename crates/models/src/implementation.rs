@@ -153,6 +153,11 @@ pub trait Implementation: Sync {
         false
     }
 
+    /// Whether specs may choose the KV cache's dtype (`kv_dtype=f16`).
+    fn kv_dtypes(&self) -> bool {
+        false
+    }
+
     /// A trainable model from a preset's random weights or a checkpoint; an error for
     /// implementations without a backward pass.
     fn build_trainable(

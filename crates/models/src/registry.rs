@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use candle_core::DType;
 use kernels::WeightDtype;
 use results::suite::{suite_error, Suite};
 use results::{ModelSpec, Source};
@@ -25,8 +26,25 @@ pub static REGISTRY: &[&dyn Implementation] = &[
 
 /// Options a spec may carry besides `tokenizer` (a typo is an error rather than
 /// silently ignored): `dtype=` stores the weights as f32, bf16, f16, q8_0 or q4_k,
-/// whatever the suite says.
-const OPTIONS: &[&str] = &["dtype"];
+/// whatever the suite says; `kv_dtype=` stores a KV cache as f32, f16 or bf16.
+const OPTIONS: &[&str] = &["dtype", "kv_dtype"];
+
+/// The KV cache dtype a spec asks for with `kv_dtype=`, if it does.
+pub fn spec_kv_dtype(spec: &ModelSpec) -> Result<Option<DType>> {
+    spec.options
+        .iter()
+        .find(|(k, _)| k == "kv_dtype")
+        .map(|(_, v)| match v.as_str() {
+            "f32" => Ok(DType::F32),
+            "f16" => Ok(DType::F16),
+            "bf16" => Ok(DType::BF16),
+            other => Err(Error::spec(
+                spec,
+                format!("unknown kv_dtype `{other}` (known: f32, f16, bf16)"),
+            )),
+        })
+        .transpose()
+}
 
 /// The weight dtype a spec asks for with `dtype=`, if it does.
 pub fn spec_dtype(spec: &ModelSpec) -> Result<Option<WeightDtype>> {
@@ -94,6 +112,15 @@ pub fn resolve(spec: &ModelSpec) -> Result<&'static dyn Implementation> {
         ));
     }
     spec_dtype(spec)?;
+    if spec_kv_dtype(spec)?.is_some() && !imp.kv_dtypes() {
+        return Err(Error::spec(
+            spec,
+            format!(
+                "`{}` has no KV cache dtype to choose (kv_dtype= takes llama)",
+                imp.name()
+            ),
+        ));
+    }
     if let Origin::Checkpoint(path) = origin(spec, imp)? {
         if !path.exists() {
             return Err(Error::spec(

@@ -18,9 +18,9 @@ const MIN_GROWTH: usize = 64;
 /// Keys and values of one layer.
 #[derive(Debug, Clone)]
 struct LayerKv {
-    /// Shape `(B, kv_heads, capacity, head_dim)`, the model dtype; rows `..len` valid.
+    /// Shape `(B, kv_heads, capacity, head_dim)`, the cache dtype; rows `..len` valid.
     k: Tensor,
-    /// Shape `(B, kv_heads, capacity, head_dim)`, the model dtype; rows `..len` valid.
+    /// Shape `(B, kv_heads, capacity, head_dim)`, the cache dtype; rows `..len` valid.
     v: Tensor,
 }
 
@@ -186,8 +186,11 @@ impl KvCache {
                 self.len, self.capacity
             )));
         }
-        l.k.slice_set(&k.transpose(1, 2)?.contiguous()?, 2, self.len)?;
-        l.v.slice_set(&v.transpose(1, 2)?.contiguous()?, 2, self.len)?;
+        let stored = |x: &Tensor| -> Result<Tensor> {
+            Ok(x.transpose(1, 2)?.contiguous()?.to_dtype(self.dtype)?)
+        };
+        l.k.slice_set(&stored(k)?, 2, self.len)?;
+        l.v.slice_set(&stored(v)?, 2, self.len)?;
         Ok((l.k.clone(), l.v.clone()))
     }
 

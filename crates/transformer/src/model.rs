@@ -183,13 +183,31 @@ impl Model {
 
     /// An empty cache of this model's shape, dtype and device.
     pub fn new_cache(&self, batch: usize) -> Result<KvCache> {
+        self.new_cache_as(batch, self.dtype)
+    }
+
+    /// An empty cache that stores keys and values as `kv_dtype`: the compute dtype, or
+    /// f16/bf16 under an f32 model (half the cache's bytes; attention widens what it
+    /// reads and computes in f32).
+    pub fn new_cache_as(&self, batch: usize, kv_dtype: DType) -> Result<KvCache> {
+        if !self.takes_cache_dtype(kv_dtype) {
+            return Err(Error::Unsupported(format!(
+                "a {kv_dtype:?} KV cache under a {:?} model: the cache is stored in the \
+                 compute dtype, or in f16/bf16 under f32",
+                self.dtype
+            )));
+        }
         KvCache::new(
             &self.cfg,
             batch,
             DEFAULT_CACHE_CAPACITY,
-            self.dtype,
+            kv_dtype,
             &self.device,
         )
+    }
+
+    fn takes_cache_dtype(&self, kv: DType) -> bool {
+        kv == self.dtype || (self.dtype == DType::F32 && matches!(kv, DType::F16 | DType::BF16))
     }
 
     /// Runs `tokens` after the positions held in `cache`, appends their keys and values
@@ -207,7 +225,7 @@ impl Model {
                 cache.batch()
             )));
         }
-        if cache.dtype() != self.dtype || !cache.fits(&self.cfg) {
+        if !self.takes_cache_dtype(cache.dtype()) || !cache.fits(&self.cfg) {
             return Err(Error::Unsupported(format!(
                 "the cache ({:?}) was not made for this model ({:?}, {} layers of {} kv \
                  heads of {}); use Model::new_cache",

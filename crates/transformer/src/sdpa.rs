@@ -1,7 +1,8 @@
 //! Causal scaled dot-product attention of new queries over the KV cache.
 //!
 //! Two implementations of the same function:
-//! - a fused CPU kernel for f32 that reads the cache buffers in place: work items are
+//! - a fused CPU kernel for f32 queries that reads f32 cache buffers in place (an f16 or
+//!   bf16 cache is widened row block by row block into scratch): work items are
 //!   (sequence, kv head, block of queries) run in parallel with rayon; each computes the
 //!   block's scores against the keys it may see with one matrix product, a vectorised
 //!   masked softmax, and one product with the values. Scratch is `block x kv_len` per
@@ -10,7 +11,11 @@
 //! - a portable path from candle tensor ops (other dtypes, other devices), which chunks
 //!   queries the same way and multiplies by views of the cache (no copy of it).
 
+use std::borrow::Cow;
+
 use candle_core::{CpuStorage, DType, Layout, Shape, Tensor};
+use half::{bf16, f16};
+use kernels::Half;
 use rayon::prelude::*;
 
 use crate::simd::softmax_prefix;
@@ -33,7 +38,8 @@ const TENSOR_PATH_SCORES: usize = 1 << 24;
 /// stride on the last dim (rows `..kv_len` are read); returns `(B, Tq, Hq, hd)`.
 pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, kv_len: usize) -> Result<Tensor> {
     check_shapes(q, k, v, kv_len)?;
-    if q.device().is_cpu() && q.dtype() == DType::F32 {
+    let cache_ok = matches!(k.dtype(), DType::F32 | DType::F16 | DType::BF16);
+    if q.device().is_cpu() && q.dtype() == DType::F32 && cache_ok {
         let op = FusedAttention {
             kv_len,
             scale: 1.0 / (q.dim(3)? as f32).sqrt(),
@@ -90,8 +96,8 @@ pub fn causal_attention_tensor_ops(
             .narrow(3, start, n)?
             .contiguous()?
             .reshape((b, hkv, rep * n, hd))?;
-        let kc = k.narrow(2, 0, kv_end)?;
-        let vc = v.narrow(2, 0, kv_end)?;
+        let kc = k.narrow(2, 0, kv_end)?.to_dtype(q.dtype())?;
+        let vc = v.narrow(2, 0, kv_end)?.to_dtype(q.dtype())?;
         let scores = (qc.matmul(&kc.t()?)? * scale)?.reshape((b, hkv, rep, n, kv_end))?;
         let mask: Vec<f32> = (0..n)
             .flat_map(|i| {
@@ -158,9 +164,10 @@ impl candle_core::CustomOp3 for FusedAttention {
         vs: &CpuStorage,
         vl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(q), CpuStorage::F32(k), CpuStorage::F32(v)) = (qs, ks, vs) else {
-            candle_core::bail!("attention: the fused kernel takes f32 only")
+        let CpuStorage::F32(q) = qs else {
+            candle_core::bail!("attention: the fused kernel takes f32 queries only")
         };
+        let (k, v) = (KvBuf::of(ks)?, KvBuf::of(vs)?);
         let Some((q0, q1)) = ql.contiguous_offsets() else {
             candle_core::bail!("attention: queries must be contiguous")
         };
@@ -207,13 +214,53 @@ impl candle_core::CustomOp3 for FusedAttention {
     }
 }
 
+/// A whole cache buffer as it is stored.
+#[derive(Clone, Copy)]
+enum KvBuf<'a> {
+    F32(&'a [f32]),
+    F16(&'a [f16]),
+    Bf16(&'a [bf16]),
+}
+
+impl<'a> KvBuf<'a> {
+    fn of(s: &'a CpuStorage) -> candle_core::Result<Self> {
+        Ok(match s {
+            CpuStorage::F32(b) => Self::F32(b),
+            CpuStorage::F16(b) => Self::F16(b),
+            CpuStorage::BF16(b) => Self::Bf16(b),
+            _ => candle_core::bail!("attention: a KV cache is f32, f16 or bf16"),
+        })
+    }
+
+    /// `rows` rows of `hd` values, `row` apart from `start`, as f32 with their row
+    /// stride: f32 in place, 16 bits widened into a packed copy.
+    fn rows_f32(self, start: usize, row: usize, rows: usize, hd: usize) -> (Cow<'a, [f32]>, usize) {
+        let end = start + (rows - 1) * row + hd;
+        match self {
+            Self::F32(b) => (Cow::Borrowed(&b[start..end]), row),
+            Self::F16(b) => (Cow::Owned(widen_rows(&b[start..end], row, rows, hd)), hd),
+            Self::Bf16(b) => (Cow::Owned(widen_rows(&b[start..end], row, rows, hd)), hd),
+        }
+    }
+}
+
+fn widen_rows<H: Half>(src: &[H], row: usize, rows: usize, hd: usize) -> Vec<f32> {
+    let mut out = vec![0f32; rows * hd];
+    for (r, dst) in out.chunks_exact_mut(hd).enumerate() {
+        for (d, s) in dst.iter_mut().zip(&src[r * row..r * row + hd]) {
+            *d = s.widen();
+        }
+    }
+    out
+}
+
 /// Everything a work item reads.
 struct Context<'a> {
     /// `(B, Tq, Hq, hd)` contiguous.
     q: &'a [f32],
     /// Whole cache buffers, addressed through the strides.
-    k: &'a [f32],
-    v: &'a [f32],
+    k: KvBuf<'a>,
+    v: KvBuf<'a>,
     k_strides: Strides,
     v_strides: Strides,
     tq: usize,
@@ -235,13 +282,19 @@ struct Item {
     nq: usize,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
     /// The rows of `K` (or `V`) of one sequence and kv head that positions `..kv_end`
-    /// use. Slicing (rather than raw offsets) makes a layout bug a panic, never an
-    /// out-of-bounds read by gemm.
-    fn rows<'s>(&self, buf: &'s [f32], st: Strides, it: Item, kv_end: usize) -> &'s [f32] {
+    /// use, as f32, with their row stride. Slicing (rather than raw offsets) makes a
+    /// layout bug a panic, never an out-of-bounds read by gemm.
+    fn rows(
+        &self,
+        buf: KvBuf<'a>,
+        st: Strides,
+        it: Item,
+        kv_end: usize,
+    ) -> (Cow<'a, [f32]>, usize) {
         let start = st.offset + it.b * st.batch + it.g * st.head;
-        &buf[start..start + (kv_end - 1) * st.row + self.hd]
+        buf.rows_f32(start, st.row, kv_end, self.hd)
     }
 
     /// Returns `(nq * rep, hd)` outputs: row `i` is position `t0 + i / rep`, head
@@ -256,14 +309,8 @@ impl Context<'_> {
             let at = ((it.b * self.tq + t) * self.hq + it.g * rep) * hd;
             qb.extend_from_slice(&self.q[at..at + rep * hd]);
         }
-        let (k, k_row) = (
-            self.rows(self.k, self.k_strides, it, kv_end),
-            self.k_strides.row,
-        );
-        let (v, v_row) = (
-            self.rows(self.v, self.v_strides, it, kv_end),
-            self.v_strides.row,
-        );
+        let (k, k_row) = self.rows(self.k, self.k_strides, it, kv_end);
+        let (v, v_row) = self.rows(self.v, self.v_strides, it, kv_end);
         let mut scores = vec![0f32; m * kv_end];
         // SAFETY: `scores` is (m, kv_end) row-major; `qb` is (m, hd) row-major; `k` holds
         // kv_end rows of hd values `k_row` apart, read as the (hd, kv_end) matrix K^T.
@@ -413,6 +460,39 @@ mod tests {
                     diff < 1e-5,
                     "{name}: hq {hq} hkv {hkv} tq {tq} kv {kv_len}: {diff}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn a_16_bit_cache_is_read_as_its_widened_values() {
+        // Against the definition over the cache's own rounded values: widening is exact,
+        // so only f32 accumulation differs.
+        for dtype in [DType::F16, DType::BF16] {
+            let (hq, hkv, tq, kv_len, cap, hd) = (4, 2, 70, 75, 80, 16);
+            let q = rand((1, tq, hq, hd), 4);
+            let k = rand((1, hkv, cap, hd), 5).to_dtype(dtype).unwrap();
+            let v = rand((1, hkv, cap, hd), 6).to_dtype(dtype).unwrap();
+            let want = reference(
+                &q,
+                &k.to_dtype(DType::F32).unwrap(),
+                &v.to_dtype(DType::F32).unwrap(),
+                kv_len,
+            );
+            for (name, got) in [
+                ("fused", causal_attention(&q, &k, &v, kv_len).unwrap()),
+                (
+                    "tensor ops",
+                    causal_attention_tensor_ops(&q, &k, &v, kv_len).unwrap(),
+                ),
+            ] {
+                let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let diff = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(&g, &w)| (g as f64 - w).abs())
+                    .fold(0.0, f64::max);
+                assert!(diff < 1e-5, "{name} {dtype:?}: {diff}");
             }
         }
     }

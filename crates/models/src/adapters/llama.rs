@@ -18,7 +18,7 @@ use crate::model::CausalLm;
 use crate::presets::Preset;
 use crate::synthetic::{llama_specs, materialise, LazyWeights};
 use crate::trainable::Differentiable;
-use crate::Result;
+use crate::{registry, Result};
 
 /// Our Llama-family decoder, `llama` in specs.
 pub struct LlamaImpl;
@@ -35,6 +35,10 @@ const ABOUT: About = About {
 impl Implementation for LlamaImpl {
     fn about(&self) -> &'static About {
         &ABOUT
+    }
+
+    fn kv_dtypes(&self) -> bool {
+        true
     }
 
     fn build_from_preset(
@@ -112,10 +116,18 @@ impl LlamaImpl {
         weights: Weights,
     ) -> Result<Llama> {
         let cfg = model.config();
-        let cache = model.new_cache(1).map_err(from_transformer)?;
+        let kv = registry::spec_kv_dtype(spec)?.unwrap_or(model.dtype());
+        let cache = model.new_cache_as(1, kv).map_err(from_transformer)?;
         // Rope is computed per position: no limit but memory.
         let mut info = self.info(spec, shape_of(cfg), opts, weights, None);
         info.weight_bytes = Some(model.weight_bytes() as u64);
+        if kv != model.dtype() {
+            info.description = format!(
+                "{}; KV cache stored in {} (widened to f32 as attention reads it)",
+                info.description,
+                format!("{kv:?}").to_lowercase()
+            );
+        }
         Ok(Llama { model, cache, info })
     }
 }
