@@ -112,10 +112,12 @@ impl GgufFile {
         })
     }
 
-    /// A float metadata value.
+    /// A float metadata value. An f32 is read as the decimal it was written from
+    /// (gguf-py stores `rms_norm_eps = 1e-5` as the f32 nearest 1e-5, which widens to
+    /// 9.9999997e-6; its shortest decimal is 1e-5 again).
     pub fn f64(&self, key: &str) -> Result<f64> {
         match self.value(key)? {
-            Value::F32(x) => Ok(*x as f64),
+            Value::F32(x) => Ok(x.to_string().parse().unwrap_or(*x as f64)),
             Value::F64(x) => Ok(*x),
             v => Err(self.error(format!("metadata key {key} is {v:?}, not a float"))),
         }

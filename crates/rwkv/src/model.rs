@@ -58,7 +58,10 @@ impl Model {
     /// `dtype` (each converted as it is read, so the f32 copies never coexist); norms,
     /// mixing vectors, the state and every activation stay f32.
     pub fn with_dtype(cfg: &Config, vb: VarBuilder, dtype: WeightDtype) -> Result<Self> {
-        Self::from_weights(cfg, &VarBuilderWeights::new(vb.set_dtype(DType::F32), dtype))
+        Self::from_weights(
+            cfg,
+            &VarBuilderWeights::new(vb.set_dtype(DType::F32), dtype),
+        )
     }
 
     /// Builds the model from any [`WeightSource`] that serves the official keys: a var

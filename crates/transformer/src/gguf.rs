@@ -172,7 +172,9 @@ impl WeightSource for GgufWeights {
     }
 
     fn matrix(&self, name: &str, shape: (usize, usize)) -> candle_core::Result<Matrix> {
-        let mut q = self.file.qtensor(&self.gguf_name(name)?, &[shape.0, shape.1])?;
+        let mut q = self
+            .file
+            .qtensor(&self.gguf_name(name)?, &[shape.0, shape.1])?;
         if let Some(heads) = self.permuted_heads(name) {
             q = permute_rows(&q, &unpermuted_rows(heads, self.config.head_dim))?;
         }

@@ -100,7 +100,8 @@ impl Implementation for LlamaImpl {
     ) -> Result<Box<dyn CausalLm>> {
         if gguf::is_gguf(dir) {
             gguf::refuse_dtype(spec, dir)?;
-            let file = transformer::GgufWeights::open(dir, &opts.device).map_err(from_transformer)?;
+            let file =
+                transformer::GgufWeights::open(dir, &opts.device).map_err(from_transformer)?;
             let model = file.model().map_err(from_transformer)?;
             let mut built = self.build(spec, model, opts, checkpoint_weights(dir))?;
             built.info = gguf::with_storage(
