@@ -114,6 +114,25 @@ impl Matrix {
     }
 }
 
+/// The storage type ([`Matrix::storage`]) that holds most of the weights of `matrices`,
+/// counted in weights: what a model is stored in when its matrices mix types (llama.cpp
+/// keeps some small ones in f32 or f16 in a q8_0 file). `f32` when there are none.
+pub fn main_storage<'a>(matrices: impl IntoIterator<Item = &'a Matrix>) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for m in matrices {
+        let (o, i) = m.dims().unwrap_or((0, 0));
+        let s = m.storage();
+        match counts.iter_mut().find(|(k, _)| *k == s) {
+            Some((_, n)) => *n += o * i,
+            None => counts.push((s, o * i)),
+        }
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map_or_else(|| "f32".into(), |(s, _)| s)
+}
+
 /// llama.cpp's name of a ggml type (`q4_k`, `q8_0`, `bf16`).
 pub fn ggml_name(t: GgmlDType) -> String {
     let s = format!("{t:?}").to_lowercase();

@@ -6,6 +6,7 @@ pub mod adapters;
 pub mod batched;
 pub mod checkpoint;
 pub mod error;
+pub mod gguf;
 pub mod implementation;
 pub mod model;
 pub mod presets;

@@ -2,14 +2,13 @@
 //! `value(relu(key(x + (x_prev - x) * x_k))^2)`.
 
 use candle_core::Tensor;
-use candle_nn::VarBuilder;
-use kernels::{Matrix, WeightDtype};
+use kernels::{Matrix, WeightSource};
 
 use crate::config::Config;
 use crate::gemv::linear;
 use crate::ops::{last_positions, ReluSquare, ShiftMix};
 use crate::state::LayerState;
-use crate::time_mix::{matrix, vector};
+use crate::time_mix::vector;
 use crate::Result;
 
 pub struct ChannelMix {
@@ -21,14 +20,13 @@ pub struct ChannelMix {
 }
 
 impl ChannelMix {
-    /// Builds a channel mix from `vb` (prefix `blocks.{layer}.ffn`), its matrices
-    /// stored as `dtype`.
-    pub fn new(cfg: &Config, vb: VarBuilder, dtype: WeightDtype) -> Result<Self> {
+    /// Builds a channel mix from the tensors under `prefix` (`blocks.{layer}.ffn`).
+    pub fn new(cfg: &Config, w: &dyn WeightSource, prefix: &str) -> Result<Self> {
         let (c, f) = (cfg.width, cfg.ffn);
         Ok(Self {
-            x_k: vector(&vb, "x_k", c)?,
-            key: matrix(&vb, (f, c), "key.weight", dtype)?,
-            value: matrix(&vb, (c, f), "value.weight", dtype)?,
+            x_k: vector(w, &format!("{prefix}.x_k"), c)?,
+            key: w.matrix(&format!("{prefix}.key.weight"), (f, c))?,
+            value: w.matrix(&format!("{prefix}.value.weight"), (c, f))?,
         })
     }
 

@@ -24,6 +24,7 @@ pub mod channel_mix;
 pub mod config;
 pub mod error;
 mod gemv;
+pub mod gguf;
 pub mod load;
 pub mod model;
 mod ops;
@@ -35,6 +36,7 @@ pub mod wkv_grad;
 
 pub use config::{CheckpointShapes, Config, LoraDims};
 pub use error::{Error, Result};
+pub use gguf::GgufWeights;
 pub use kernels::Logits;
 pub use load::Checkpoint;
 pub use model::Model;

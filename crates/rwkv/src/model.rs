@@ -3,14 +3,14 @@
 
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
-use kernels::{Logits, Matrix, WeightDtype};
+use kernels::{main_storage, Logits, Matrix, VarBuilderWeights, WeightDtype, WeightSource};
 
 use crate::channel_mix::ChannelMix;
 use crate::config::Config;
 use crate::gemv::linear;
 use crate::ops::{last_positions, layer_norm, AddAssign};
 use crate::state::State;
-use crate::time_mix::{matrix, TimeMix};
+use crate::time_mix::TimeMix;
 use crate::{Error, Result};
 
 /// Default prompt chunk: long enough that matrix products run at full speed, short
@@ -33,15 +33,15 @@ pub struct Model {
     ln_out: (Tensor, Tensor),
     /// `[V, C]` (`nn.Linear` layout).
     head: Matrix,
-    dtype: WeightDtype,
     chunk_len: usize,
 }
 
-fn norm(vb: &VarBuilder, name: &str, c: usize) -> Result<(Tensor, Tensor)> {
-    let vb = vb.pp(name);
+fn norm(w: &dyn WeightSource, name: &str, c: usize) -> Result<(Tensor, Tensor)> {
     Ok((
-        vb.get(c, "weight")?.to_dtype(DType::F32)?,
-        vb.get(c, "bias")?.to_dtype(DType::F32)?,
+        w.tensor(&format!("{name}.weight"), &[c])?
+            .to_dtype(DType::F32)?,
+        w.tensor(&format!("{name}.bias"), &[c])?
+            .to_dtype(DType::F32)?,
     ))
 }
 
@@ -58,32 +58,41 @@ impl Model {
     /// `dtype` (each converted as it is read, so the f32 copies never coexist); norms,
     /// mixing vectors, the state and every activation stay f32.
     pub fn with_dtype(cfg: &Config, vb: VarBuilder, dtype: WeightDtype) -> Result<Self> {
-        if !vb.device().is_cpu() {
+        Self::from_weights(
+            cfg,
+            &VarBuilderWeights::new(vb.set_dtype(DType::F32), dtype),
+        )
+    }
+
+    /// Builds the model from any [`WeightSource`] that serves the official keys: a var
+    /// builder ([`Model::with_dtype`]) or a GGUF file ([`crate::gguf::GgufWeights`]),
+    /// each matrix stored as the source stores it.
+    pub fn from_weights(cfg: &Config, w: &dyn WeightSource) -> Result<Self> {
+        if !w.device().is_cpu() {
             return Err(Error::Unsupported(format!(
                 "the fused RWKV-7 kernels run on the CPU only, not on {:?}",
-                vb.device().location()
+                w.device().location()
             )));
         }
         let c = cfg.width;
         let blocks = (0..cfg.layers)
             .map(|i| {
-                let vb = vb.pp(format!("blocks.{i}"));
+                let b = format!("blocks.{i}");
                 Ok(Block {
-                    ln1: norm(&vb, "ln1", c)?,
-                    ln2: norm(&vb, "ln2", c)?,
-                    att: TimeMix::new(cfg, i, vb.pp("att"), dtype)?,
-                    ffn: ChannelMix::new(cfg, vb.pp("ffn"), dtype)?,
+                    ln1: norm(w, &format!("{b}.ln1"), c)?,
+                    ln2: norm(w, &format!("{b}.ln2"), c)?,
+                    att: TimeMix::new(cfg, i, w, &format!("{b}.att"))?,
+                    ffn: ChannelMix::new(cfg, w, &format!("{b}.ffn"))?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             cfg: *cfg,
-            emb: matrix(&vb, (cfg.vocab, c), "emb.weight", dtype)?,
-            ln0: norm(&vb, "blocks.0.ln0", c)?,
+            emb: w.matrix("emb.weight", (cfg.vocab, c))?,
+            ln0: norm(w, "blocks.0.ln0", c)?,
             blocks,
-            ln_out: norm(&vb, "ln_out", c)?,
-            head: matrix(&vb, (cfg.vocab, c), "head.weight", dtype)?,
-            dtype,
+            ln_out: norm(w, "ln_out", c)?,
+            head: w.matrix("head.weight", (cfg.vocab, c))?,
             chunk_len: DEFAULT_CHUNK_LEN,
         })
     }
@@ -92,9 +101,11 @@ impl Model {
         &self.cfg
     }
 
-    /// How the matrices are stored.
-    pub fn dtype(&self) -> WeightDtype {
-        self.dtype
+    /// How the matrices are stored, as llama.cpp names the type: the one holding most
+    /// of their weights when they mix types (a q8_0 GGUF keeps RWKV's decay LoRA in f32
+    /// and rows that do not split into blocks of 32 in f16).
+    pub fn storage(&self) -> String {
+        main_storage(self.matrices())
     }
 
     /// Bytes of the weights as stored: the matrices in their storage type, every other

@@ -5,8 +5,7 @@
 //! ([`crate::wkv`]), then the output projection.
 
 use candle_core::{DType, Tensor};
-use candle_nn::VarBuilder;
-use kernels::{Matrix, WeightDtype};
+use kernels::{Matrix, WeightSource};
 
 use crate::config::Config;
 use crate::gemv::linear;
@@ -24,24 +23,18 @@ const MIX_A: usize = 4;
 const MIX_G: usize = 5;
 const MIX_KEYS: [&str; 6] = ["x_r", "x_k", "x_v", "x_w", "x_a", "x_g"];
 
-/// A `[1, 1, C]` parameter as a vector of C floats.
-pub(crate) fn vector(vb: &VarBuilder, name: &str, c: usize) -> Result<Vec<f32>> {
-    Ok(vb
-        .get((1, 1, c), name)?
+/// A parameter of `shape` (`[1, 1, C]` vectors, `r_k`, norms) as a flat vector of
+/// floats.
+pub(crate) fn floats(w: &dyn WeightSource, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    Ok(w.tensor(name, shape)?
         .to_dtype(DType::F32)?
         .flatten_all()?
         .to_vec1::<f32>()?)
 }
 
-/// An `nn.Linear` weight `[out, in]` under `vb`, stored as `dtype`; f32 weights of an
-/// f32 checkpoint are used as they are, not copied.
-pub(crate) fn matrix(
-    vb: &VarBuilder,
-    shape: (usize, usize),
-    name: &str,
-    dtype: WeightDtype,
-) -> Result<Matrix> {
-    Ok(Matrix::new(&vb.get(shape, name)?, dtype)?)
+/// A `[1, 1, C]` parameter as a vector of C floats.
+pub(crate) fn vector(w: &dyn WeightSource, name: &str, c: usize) -> Result<Vec<f32>> {
+    floats(w, name, &[1, 1, c])
 }
 
 pub struct TimeMix {
@@ -68,47 +61,41 @@ pub struct TimeMix {
 }
 
 impl TimeMix {
-    /// Builds layer `layer`'s time mix from `vb` (prefix `blocks.{layer}.att`), its
-    /// matrices stored as `dtype`.
-    pub fn new(cfg: &Config, layer: usize, vb: VarBuilder, dtype: WeightDtype) -> Result<Self> {
+    /// Builds layer `layer`'s time mix from the tensors under `prefix`
+    /// (`blocks.{layer}.att`).
+    pub fn new(cfg: &Config, layer: usize, w: &dyn WeightSource, prefix: &str) -> Result<Self> {
         let (c, l) = (cfg.width, cfg.lora);
-        let get = |shape: (usize, usize), name: &str| -> Result<Tensor> {
-            Ok(vb.get(shape, name)?.to_dtype(DType::F32)?)
-        };
-        let matrix = |shape: (usize, usize), name: &str| matrix(&vb, shape, name, dtype);
-        let lora = |name: &str, rank: usize| -> Result<(Matrix, Matrix)> {
-            let t = |shape, n: String| -> Result<Matrix> {
-                Ok(Matrix::new(&get(shape, &n)?.t()?, dtype)?)
-            };
+        let name = |n: &str| format!("{prefix}.{n}");
+        let matrix = |n: &str| -> Result<Matrix> { Ok(w.matrix(&name(n), (c, c))?) };
+        let lora = |n: &str, rank: usize| -> Result<(Matrix, Matrix)> {
             Ok((
-                t((c, rank), format!("{name}1"))?,
-                t((rank, c), format!("{name}2"))?,
+                w.matrix_t(&name(&format!("{n}1")), (rank, c))?,
+                w.matrix_t(&name(&format!("{n}2")), (c, rank))?,
             ))
         };
+        let vector = |n: &str| vector(w, &name(n), c);
         let mix = MIX_KEYS
             .iter()
-            .map(|k| vector(&vb, k, c))
+            .map(|k| vector(k))
             .collect::<Result<Vec<_>>>()?
             .concat();
         let value_residual = (layer > 0).then(|| lora("v", l.value)).transpose()?;
         let params = WkvParams {
-            w0: vector(&vb, "w0", c)?,
-            a0: vector(&vb, "a0", c)?,
-            v0: (layer > 0).then(|| vector(&vb, "v0", c)).transpose()?,
-            k_k: vector(&vb, "k_k", c)?,
-            k_a: vector(&vb, "k_a", c)?,
-            r_k: get((cfg.heads, cfg.head_size), "r_k")?
-                .flatten_all()?
-                .to_vec1::<f32>()?,
-            ln_w: vb.get(c, "ln_x.weight")?.to_dtype(DType::F32)?.to_vec1()?,
-            ln_b: vb.get(c, "ln_x.bias")?.to_dtype(DType::F32)?.to_vec1()?,
+            w0: vector("w0")?,
+            a0: vector("a0")?,
+            v0: (layer > 0).then(|| vector("v0")).transpose()?,
+            k_k: vector("k_k")?,
+            k_a: vector("k_a")?,
+            r_k: floats(w, &name("r_k"), &[cfg.heads, cfg.head_size])?,
+            ln_w: floats(w, &name("ln_x.weight"), &[c])?,
+            ln_b: floats(w, &name("ln_x.bias"), &[c])?,
         };
         Ok(Self {
             mix,
-            receptance: matrix((c, c), "receptance.weight")?,
-            key: matrix((c, c), "key.weight")?,
-            value: matrix((c, c), "value.weight")?,
-            output: matrix((c, c), "output.weight")?,
+            receptance: matrix("receptance.weight")?,
+            key: matrix("key.weight")?,
+            value: matrix("value.weight")?,
+            output: matrix("output.weight")?,
             decay: lora("w", l.decay)?,
             iclr: lora("a", l.iclr)?,
             gate: lora("g", l.gate)?,

@@ -1,8 +1,7 @@
 //! Grouped-query self-attention with rotary embeddings over the KV cache.
 
 use candle_core::Tensor;
-use candle_nn::VarBuilder;
-use kernels::WeightDtype;
+use kernels::WeightSource;
 
 use crate::config::Config;
 use crate::kv_cache::KvCache;
@@ -23,15 +22,17 @@ pub struct Attention {
 }
 
 impl Attention {
-    pub fn load(vb: VarBuilder, cfg: &Config, dtype: WeightDtype) -> Result<Self> {
+    /// The projections under `prefix` (`model.layers.{i}.self_attn`).
+    pub fn load(w: &dyn WeightSource, prefix: &str, cfg: &Config) -> Result<Self> {
         let d = cfg.hidden_size;
         let q = cfg.num_attention_heads * cfg.head_dim;
         let kv = cfg.num_key_value_heads * cfg.head_dim;
+        let linear = |n: &str, shape, bias| Linear::load(w, &format!("{prefix}.{n}"), shape, bias);
         Ok(Self {
-            q_proj: Linear::load(vb.pp("q_proj"), (d, q), cfg.qkv_bias, dtype)?,
-            k_proj: Linear::load(vb.pp("k_proj"), (d, kv), cfg.qkv_bias, dtype)?,
-            v_proj: Linear::load(vb.pp("v_proj"), (d, kv), cfg.qkv_bias, dtype)?,
-            o_proj: Linear::load(vb.pp("o_proj"), (q, d), cfg.o_bias, dtype)?,
+            q_proj: linear("q_proj", (d, q), cfg.qkv_bias)?,
+            k_proj: linear("k_proj", (d, kv), cfg.qkv_bias)?,
+            v_proj: linear("v_proj", (d, kv), cfg.qkv_bias)?,
+            o_proj: linear("o_proj", (q, d), cfg.o_bias)?,
             heads: cfg.num_attention_heads,
             kv_heads: cfg.num_key_value_heads,
             head_dim: cfg.head_dim,

@@ -23,6 +23,7 @@ pub mod attention_grad;
 pub mod config;
 pub mod embedding;
 pub mod error;
+pub mod gguf;
 pub mod kv_cache;
 pub mod linear;
 pub mod load;
@@ -35,6 +36,7 @@ pub mod train;
 
 pub use config::{Config, HfConfig, Llama3RopeScaling};
 pub use error::{Error, Result};
+pub use gguf::GgufWeights;
 pub use kernels::Logits;
 pub use kv_cache::KvCache;
 pub use load::{load_dir, load_dir_as, load_weights, Checkpoint};

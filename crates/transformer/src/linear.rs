@@ -7,8 +7,7 @@
 //! output features across the rayon pool reads the weight with every core.
 
 use candle_core::{DType, Tensor};
-use candle_nn::VarBuilder;
-use kernels::{Matrix, WeightDtype};
+use kernels::{Matrix, WeightSource};
 use rayon::prelude::*;
 
 use crate::Result;
@@ -29,17 +28,17 @@ impl Linear {
         Self { weight, bias }
     }
 
-    /// Reads `weight` (and `bias` when `bias` is true) under `vb`; the weight is kept
-    /// in `vb`'s dtype for [`WeightDtype::F32`], otherwise stored as `dtype`.
+    /// Reads `{prefix}.weight` (and `{prefix}.bias` when `bias` is true), the weight
+    /// stored as the source stores it.
     pub fn load(
-        vb: VarBuilder,
+        w: &dyn WeightSource,
+        prefix: &str,
         (in_dim, out_dim): (usize, usize),
         bias: bool,
-        dtype: WeightDtype,
     ) -> Result<Self> {
-        let weight = stored(vb.get((out_dim, in_dim), "weight")?, dtype)?;
+        let weight = w.matrix(&format!("{prefix}.weight"), (out_dim, in_dim))?;
         let bias = if bias {
-            Some(vb.get(out_dim, "bias")?)
+            Some(w.tensor(&format!("{prefix}.bias"), &[out_dim])?)
         } else {
             None
         };
@@ -67,15 +66,6 @@ impl Linear {
             None => y,
         })
     }
-}
-
-/// `w` as the model keeps it: as read for f32 (the compute dtype of the var builder),
-/// otherwise in `dtype`.
-pub(crate) fn stored(w: Tensor, dtype: WeightDtype) -> Result<Matrix> {
-    Ok(match dtype {
-        WeightDtype::F32 => Matrix::Dense(w),
-        d => Matrix::new(&w, d)?,
-    })
 }
 
 /// `x wᵀ` with `x` and `w` in one dtype.

@@ -1,8 +1,7 @@
 //! The gated feed-forward block: `down(silu(gate(x)) * up(x))`.
 
 use candle_core::{CpuStorage, DType, Layout, Shape, Tensor};
-use candle_nn::VarBuilder;
-use kernels::WeightDtype;
+use kernels::WeightSource;
 
 use crate::config::Config;
 use crate::linear::Linear;
@@ -16,12 +15,14 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    pub fn load(vb: VarBuilder, cfg: &Config, dtype: WeightDtype) -> Result<Self> {
+    /// The projections under `prefix` (`model.layers.{i}.mlp`).
+    pub fn load(w: &dyn WeightSource, prefix: &str, cfg: &Config) -> Result<Self> {
         let (d, i, bias) = (cfg.hidden_size, cfg.intermediate_size, cfg.mlp_bias);
+        let linear = |n: &str, shape| Linear::load(w, &format!("{prefix}.{n}"), shape, bias);
         Ok(Self {
-            gate: Linear::load(vb.pp("gate_proj"), (d, i), bias, dtype)?,
-            up: Linear::load(vb.pp("up_proj"), (d, i), bias, dtype)?,
-            down: Linear::load(vb.pp("down_proj"), (i, d), bias, dtype)?,
+            gate: linear("gate_proj", (d, i))?,
+            up: linear("up_proj", (d, i))?,
+            down: linear("down_proj", (i, d))?,
         })
     }
 

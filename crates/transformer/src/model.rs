@@ -10,13 +10,13 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Module, RmsNorm, VarBuilder};
-use kernels::{Logits, WeightDtype};
+use kernels::{main_storage, Logits, Matrix, VarBuilderWeights, WeightDtype, WeightSource};
 
 use crate::attention::Attention;
 use crate::config::Config;
 use crate::embedding::Embedding;
 use crate::kv_cache::KvCache;
-use crate::linear::{stored, Linear};
+use crate::linear::Linear;
 use crate::mlp::Mlp;
 use crate::rope::{Rope, RopeTables};
 use crate::{Error, Result};
@@ -37,13 +37,14 @@ struct Block {
 }
 
 impl Block {
-    fn load(vb: VarBuilder, cfg: &Config, dtype: WeightDtype) -> Result<Self> {
-        let (d, eps) = (cfg.hidden_size, cfg.rms_norm_eps);
+    /// Layer `{prefix}` (`model.layers.{i}`).
+    fn load(w: &dyn WeightSource, prefix: &str, cfg: &Config) -> Result<Self> {
+        let norm = |n: &str| rms_norm(w, &format!("{prefix}.{n}"), cfg);
         Ok(Self {
-            input_norm: candle_nn::rms_norm(d, eps, vb.pp("input_layernorm"))?,
-            attn: Attention::load(vb.pp("self_attn"), cfg, dtype)?,
-            post_attention_norm: candle_nn::rms_norm(d, eps, vb.pp("post_attention_layernorm"))?,
-            mlp: Mlp::load(vb.pp("mlp"), cfg, dtype)?,
+            input_norm: norm("input_layernorm")?,
+            attn: Attention::load(w, &format!("{prefix}.self_attn"), cfg)?,
+            post_attention_norm: norm("post_attention_layernorm")?,
+            mlp: Mlp::load(w, &format!("{prefix}.mlp"), cfg)?,
         })
     }
 
@@ -69,6 +70,12 @@ impl Block {
     }
 }
 
+/// The RMSNorm `{prefix}.weight`.
+fn rms_norm(w: &dyn WeightSource, prefix: &str, cfg: &Config) -> Result<RmsNorm> {
+    let weight = w.tensor(&format!("{prefix}.weight"), &[cfg.hidden_size])?;
+    Ok(RmsNorm::new(weight, cfg.rms_norm_eps))
+}
+
 /// A Llama-family causal language model.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -79,7 +86,6 @@ pub struct Model {
     rope: Rope,
     cfg: Config,
     dtype: DType,
-    weights: WeightDtype,
     device: Device,
     chunk_len: usize,
 }
@@ -97,8 +103,16 @@ impl Model {
     /// activations, norms, softmax and the KV cache stay in `vb`'s dtype.
     /// [`WeightDtype::F32`] keeps the weights in `vb`'s dtype.
     pub fn with_dtype(cfg: &Config, vb: VarBuilder, weights: WeightDtype) -> Result<Self> {
+        Self::from_weights(cfg, &VarBuilderWeights::new(vb, weights))
+    }
+
+    /// Builds the model from any [`WeightSource`] serving the Hugging Face names: a var
+    /// builder ([`Model::with_dtype`]) or a GGUF file ([`crate::gguf::GgufWeights`]),
+    /// each matrix stored as the source stores it; the model computes in the source's
+    /// dtype.
+    pub fn from_weights(cfg: &Config, w: &dyn WeightSource) -> Result<Self> {
         cfg.validate()?;
-        let (dtype, device) = (vb.dtype(), vb.device().clone());
+        let (dtype, device) = (w.dtype(), w.device().clone());
         if device.is_cpu() && dtype == DType::BF16 {
             return Err(Error::Unsupported(
                 "bf16 compute on the CPU is not supported (candle 0.11 has no bf16 CPU \
@@ -107,28 +121,23 @@ impl Model {
             ));
         }
         let d = cfg.hidden_size;
-        let embed_weight = stored(
-            vb.pp("model.embed_tokens")
-                .get((cfg.vocab_size, d), "weight")?,
-            weights,
-        )?;
+        let embed_weight = w.matrix("model.embed_tokens.weight", (cfg.vocab_size, d))?;
         let lm_head = if cfg.tie_word_embeddings {
             Linear::new(embed_weight.clone(), None)
         } else {
-            Linear::load(vb.pp("lm_head"), (d, cfg.vocab_size), false, weights)?
+            Linear::load(w, "lm_head", (d, cfg.vocab_size), false)?
         };
         let blocks = (0..cfg.num_hidden_layers)
-            .map(|i| Block::load(vb.pp(format!("model.layers.{i}")), cfg, weights))
+            .map(|i| Block::load(w, &format!("model.layers.{i}"), cfg))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             embed: Embedding::new(embed_weight, dtype),
             blocks,
-            norm: candle_nn::rms_norm(d, cfg.rms_norm_eps, vb.pp("model.norm"))?,
+            norm: rms_norm(w, "model.norm", cfg)?,
             lm_head,
             rope: Rope::new(cfg),
             cfg: cfg.clone(),
             dtype,
-            weights,
             device,
             chunk_len: DEFAULT_CHUNK_LEN,
         })
@@ -142,9 +151,20 @@ impl Model {
         self.dtype
     }
 
-    /// How the matrices are stored ([`WeightDtype::F32`]: in the compute dtype).
-    pub fn weight_dtype(&self) -> WeightDtype {
-        self.weights
+    /// How the matrices are stored, as llama.cpp names the type (the one holding most
+    /// of their weights, should they mix types).
+    pub fn storage(&self) -> String {
+        main_storage(self.matrices())
+    }
+
+    fn matrices(&self) -> impl Iterator<Item = &Matrix> {
+        let head = (!self.cfg.tie_word_embeddings).then(|| self.lm_head.weight());
+        self.blocks
+            .iter()
+            .flat_map(|b| b.attn.linears().into_iter().chain(b.mlp.linears()))
+            .map(Linear::weight)
+            .chain(head)
+            .chain([self.embed.table()])
     }
 
     /// Bytes of the weights as stored: the matrices in their storage type, norms and

@@ -11,6 +11,7 @@ use transformer::{KvCache, Logits, Model};
 
 use crate::batched::Batched;
 use crate::checkpoint::from_transformer;
+use crate::gguf;
 use crate::implementation::{
     checkpoint_weights, random_weights, About, BuildOptions, Implementation, Shape, TrainSource,
 };
@@ -71,6 +72,9 @@ impl Implementation for LlamaImpl {
         opts: &BuildOptions,
     ) -> Result<Box<dyn Differentiable>> {
         opts.require_f32(spec)?;
+        if let TrainSource::Path(path) = source {
+            gguf::refuse_training(spec, path)?;
+        }
         let model = match source {
             TrainSource::Path(dir) => transformer::train::Trainable::load_dir(dir, &opts.device),
             TrainSource::Preset(preset) => {
@@ -89,13 +93,28 @@ impl Implementation for LlamaImpl {
         Ok(Box::new(LlamaTrainable { model, info }))
     }
 
-    /// A Hugging Face directory (`config.json` + safetensors, single file or sharded).
+    /// A Hugging Face directory (`config.json` + safetensors, single file or sharded),
+    /// or a llama.cpp GGUF file (architecture `llama`, matrices as the file stores
+    /// them, computing in f32).
     fn build_from_path(
         &self,
         spec: &ModelSpec,
         dir: &Path,
         opts: &BuildOptions,
     ) -> Result<Box<dyn CausalLm>> {
+        if gguf::is_gguf(dir) {
+            gguf::refuse_dtype(spec, dir)?;
+            let file =
+                transformer::GgufWeights::open(dir, &opts.device).map_err(from_transformer)?;
+            let model = file.model().map_err(from_transformer)?;
+            let mut built = self.build(spec, model, opts, checkpoint_weights(dir))?;
+            built.info = gguf::with_storage(
+                built.info,
+                built.model.storage(),
+                built.model.weight_bytes(),
+            );
+            return Ok(Box::new(built));
+        }
         let (_, model) =
             transformer::load_dir_as(dir, opts.dtype, &opts.device).map_err(from_transformer)?;
         Ok(Box::new(self.build(

@@ -8,6 +8,7 @@ use results::{Arch, ModelInfo, ModelSpec, Weights};
 use rwkv::{CheckpointShapes, Logits, Model, State};
 
 use crate::batched::Batched;
+use crate::gguf;
 use crate::implementation::{
     checkpoint_weights, random_weights, About, BuildOptions, Implementation, Shape, TrainSource,
 };
@@ -74,6 +75,9 @@ impl Implementation for Rwkv7Impl {
         opts: &BuildOptions,
     ) -> Result<Box<dyn Differentiable>> {
         opts.require_f32(spec)?;
+        if let TrainSource::Path(path) = source {
+            gguf::refuse_training(spec, path)?;
+        }
         let ckpt = match source {
             TrainSource::Path(path) => {
                 rwkv::Checkpoint::load(path, &opts.device).map_err(model_error)?
@@ -113,13 +117,27 @@ impl Implementation for Rwkv7Impl {
         }))
     }
 
-    /// An official `.pth` (fp32/bf16/fp16) or a safetensors file with the same keys.
+    /// An official `.pth` (fp32/bf16/fp16), a safetensors file with the same keys, or a
+    /// llama.cpp GGUF file (architecture `rwkv7`, matrices as the file stores them).
     fn build_from_path(
         &self,
         spec: &ModelSpec,
         path: &Path,
         opts: &BuildOptions,
     ) -> Result<Box<dyn CausalLm>> {
+        if gguf::is_gguf(path) {
+            gguf::refuse_dtype(spec, path)?;
+            let file = rwkv::GgufWeights::open(path, &opts.device).map_err(model_error)?;
+            let model = file.model().map_err(model_error)?;
+            let params = file.config().param_count();
+            let mut built = self.build(spec, model, opts, checkpoint_weights(path), params)?;
+            built.info = gguf::with_storage(
+                built.info,
+                built.model.storage(),
+                built.model.weight_bytes(),
+            );
+            return Ok(Box::new(built));
+        }
         let ckpt = rwkv::Checkpoint::load(path, &opts.device).map_err(model_error)?;
         let cfg = ckpt.config;
         let model = Model::with_dtype(&cfg, ckpt.into_var_builder(&opts.device), opts.dtype)
