@@ -389,6 +389,14 @@ mod tests {
         Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
     }
 
+    fn max_abs_diff(got: &Tensor, want: &[f64]) -> f64 {
+        let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        got.iter()
+            .zip(want)
+            .map(|(&g, &w)| (g as f64 - w).abs())
+            .fold(0.0, f64::max)
+    }
+
     /// Attention written out with loops in f64, from the definition.
     fn reference(q: &Tensor, k: &Tensor, v: &Tensor, kv_len: usize) -> Vec<f64> {
         let (b, tq, hq, hd) = q.dims4().unwrap();
@@ -449,12 +457,7 @@ mod tests {
                 ),
             ] {
                 assert_eq!(got.dims4().unwrap(), (2, tq, hq, hd));
-                let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                let diff = got
-                    .iter()
-                    .zip(&want)
-                    .map(|(&g, &w)| (g as f64 - w).abs())
-                    .fold(0.0, f64::max);
+                let diff = max_abs_diff(&got, &want);
                 // f32 accumulation over at most 300 keys of values in [-2, 2].
                 assert!(
                     diff < 1e-5,
@@ -486,12 +489,7 @@ mod tests {
                     causal_attention_tensor_ops(&q, &k, &v, kv_len).unwrap(),
                 ),
             ] {
-                let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                let diff = got
-                    .iter()
-                    .zip(&want)
-                    .map(|(&g, &w)| (g as f64 - w).abs())
-                    .fold(0.0, f64::max);
+                let diff = max_abs_diff(&got, &want);
                 assert!(diff < 1e-5, "{name} {dtype:?}: {diff}");
             }
         }

@@ -36,9 +36,17 @@ pub fn run(args: FitArgs) -> anyhow::Result<ExitCode> {
         probe_timeout_s: args.probe_timeout,
         ..FitSettings::default()
     };
-    settings
-        .validate()
-        .map_err(|e| anyhow::anyhow!("{}", e.replace("`fit.", "`--").replace("_mb`", "`")))?;
+    settings.validate().map_err(|e| {
+        // The suite's key names, as this command's flags.
+        let flags = [
+            ("`fit.budget_mb`", "`--budget`"),
+            ("`fit.probe_timeout_s`", "`--probe-timeout`"),
+            ("`fit.tolerance`", "`--tolerance`"),
+            ("`fit` needs", "--start and --cap need"),
+        ];
+        let e = flags.iter().fold(e, |e, (key, flag)| e.replace(key, flag));
+        anyhow::anyhow!("{e}")
+    })?;
     // The spec is checked (a missing checkpoint, a bad option) before any process starts.
     models::registry::resolve(&args.model)?;
     let job = FitJob {
