@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use results::fit::{Fit, FitPrediction, FitProbe, ProbeOutcome};
+use results::pipeline::{Cell, Observer};
 use results::suite::{Dtype, FitSettings, Measure, Sampling};
 use results::{FailureKind, ModelInfo, ModelSpec};
 
@@ -214,6 +215,26 @@ pub fn search(job: &FitJob, probe: &mut dyn FnMut(usize) -> Reading) -> (Fit, Op
     fit.max_context = bracket.lo;
     fit.over_budget_at = bracket.hi;
     (fit, info)
+}
+
+/// [`search`] with every probe in a child process started by `launcher`, reported to
+/// `observer` as the cell [`Cell::fit_probe`].
+pub fn search_isolated(
+    launcher: &Launcher,
+    job: &FitJob,
+    observer: &mut dyn Observer,
+) -> (Fit, Option<ModelInfo>) {
+    search(job, &mut |seq_len| {
+        let cell = Cell::fit_probe(&job.model, seq_len);
+        observer.fit_probe_started(&cell);
+        let reading = probe_isolated(launcher, job, seq_len, &mut |e| {
+            if let CellEvent::Progress { phase, done, total } = e {
+                observer.cell_progress(&cell, *phase, *done, *total);
+            }
+        });
+        observer.fit_probe_finished(&cell, &reading.probe);
+        reading
+    })
 }
 
 /// The cell a probe runs: a prompt of `seq_len`, once, and a couple of decode steps.

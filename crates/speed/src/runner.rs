@@ -12,7 +12,7 @@ use results::{Metric, Record, Results};
 use results::roofline::{efficiency, train_efficiency, Roofline};
 use results::stats::median_in_place;
 
-use crate::fit::{probe_isolated, search, FitJob};
+use crate::fit::{search_isolated, FitJob};
 use crate::measure::calibrate::CalibrationPlan;
 use crate::measure::isolate::{calibrate_isolated, run_isolated, CellLimits, Launcher};
 use crate::measure::{CellEvent, CellOutcome, CellPlan};
@@ -315,15 +315,5 @@ fn fit_model(
         seed: c.seed,
         settings: c.fit,
     };
-    search(&job, &mut |seq_len| {
-        let cell = Cell::fit_probe(model, seq_len);
-        observer.fit_probe_started(&cell);
-        let reading = probe_isolated(launcher, &job, seq_len, &mut |e| {
-            if let CellEvent::Progress { phase, done, total } = e {
-                observer.cell_progress(&cell, *phase, *done, *total);
-            }
-        });
-        observer.fit_probe_finished(&cell, &reading.probe);
-        reading
-    })
+    search_isolated(launcher, &job, observer)
 }

@@ -8,13 +8,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use results::fit::Fit;
 use results::machine::Machine;
-use results::pipeline::Observer;
 use results::suite::FitSettings;
 use results::ModelInfo;
 use serde::Serialize;
-use speed::fit::{probe_isolated, search, FitJob};
+use speed::fit::{search_isolated, FitJob};
 use speed::measure::isolate::Launcher;
-use speed::measure::CellEvent;
 
 use crate::cli::FitArgs;
 use crate::progress::Bars;
@@ -67,17 +65,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<ExitCode> {
         settings.cap
     );
     let mut bars = Bars::new("fit");
-    let (fit, info) = search(&job, &mut |seq_len| {
-        let cell = results::pipeline::Cell::fit_probe(&job.model, seq_len);
-        bars.fit_probe_started(&cell);
-        let reading = probe_isolated(&launcher, &job, seq_len, &mut |e| {
-            if let CellEvent::Progress { phase, done, total } = e {
-                bars.cell_progress(&cell, *phase, *done, *total);
-            }
-        });
-        bars.fit_probe_finished(&cell, &reading.probe);
-        reading
-    });
+    let (fit, info) = search_isolated(&launcher, &job, &mut bars);
     bars.finish();
     print_summary(&fit);
     if let Some(out) = &args.out {
