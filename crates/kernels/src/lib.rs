@@ -24,7 +24,7 @@ pub mod x86;
 
 pub use half_gemv::{half_matmul_t, Half, HalfGemv, HALF_GEMV_MAX_ROWS};
 pub use logits::Logits;
-pub use matrix::{ggml_name, main_storage, Matrix};
+pub use matrix::{ggml_name, main_storage, main_type, Matrix};
 pub use mul_add::{Fused, MulAdd, Unfused};
 pub use quant_gemv::{quant_matmul_t, QUANT_GEMV_MAX_ROWS};
 pub use simd::{dot, dot_mul_add, exp, max_of, sigmoid, sum, LANES};

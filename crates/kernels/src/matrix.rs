@@ -27,10 +27,11 @@ impl Matrix {
     pub fn new(w: &Tensor, dtype: WeightDtype) -> Result<Self> {
         let (_, in_dim) = w.dims2()?;
         let dense = |d: DType| Ok(Self::Dense(w.to_dtype(d)?.contiguous()?));
-        match (dtype.dense(), dtype.ggml_for_row(in_dim)) {
-            (Some(d), _) => dense(d),
-            (None, Some(GgmlDType::F16) | None) => dense(DType::F16),
-            (None, Some(q)) => Ok(Self::Quantized(Arc::new(QTensor::quantize(w, q)?))),
+        match dtype.storage_for_row(in_dim) {
+            GgmlDType::F32 => dense(DType::F32),
+            GgmlDType::BF16 => dense(DType::BF16),
+            GgmlDType::F16 => dense(DType::F16),
+            q => Ok(Self::Quantized(Arc::new(QTensor::quantize(w, q)?))),
         }
     }
 
@@ -118,13 +119,20 @@ impl Matrix {
 /// counted in weights: what a model is stored in when its matrices mix types (llama.cpp
 /// keeps some small ones in f32 or f16 in a q8_0 file). `f32` when there are none.
 pub fn main_storage<'a>(matrices: impl IntoIterator<Item = &'a Matrix>) -> String {
-    let mut counts: Vec<(String, usize)> = Vec::new();
-    for m in matrices {
+    main_type(matrices.into_iter().map(|m| {
         let (o, i) = m.dims().unwrap_or((0, 0));
-        let s = m.storage();
+        (m.storage(), o * i)
+    }))
+}
+
+/// The storage type that holds most weights of `(type, weights)` pairs; `f32` when there
+/// are none.
+pub fn main_type(types: impl IntoIterator<Item = (String, usize)>) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for (s, n) in types {
         match counts.iter_mut().find(|(k, _)| *k == s) {
-            Some((_, n)) => *n += o * i,
-            None => counts.push((s, o * i)),
+            Some((_, c)) => *c += n,
+            None => counts.push((s, n)),
         }
     }
     counts

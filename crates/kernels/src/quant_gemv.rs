@@ -35,8 +35,13 @@ struct Quantised {
     sums: Vec<i32>,
 }
 
-/// Symmetric 8-bit quantisation of `x` in blocks of `block` values.
-fn quantise(x: &[f32], block: usize) -> Quantised {
+/// Symmetric 8-bit quantisation of `x` exactly as ggml quantises the activations a
+/// weight type is dotted with (`quantize_row_q8_0`, `quantize_row_q8_K`), so that a
+/// product here equals llama.cpp's and candle's up to the order of the f32 sums: q8_0
+/// blocks of 32 keep their scale in f16, q8_K blocks of 256 in f32 as `1 / (127 /
+/// amax)`.
+fn quantise(x: &[f32], layout: Layout) -> Quantised {
+    let (block, _) = layout.block();
     let blocks = x.len() / block;
     let mut q = Quantised {
         scales: Vec::with_capacity(blocks),
@@ -45,8 +50,18 @@ fn quantise(x: &[f32], block: usize) -> Quantised {
     };
     for (xb, qb) in x.chunks_exact(block).zip(q.bytes.chunks_exact_mut(block)) {
         let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let d = amax / 127.0;
-        let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+        let (d, inv) = match layout {
+            Layout::Q8_0 => {
+                let d = amax / 127.0;
+                let inv = if d != 0.0 { 1.0 / d } else { 0.0 };
+                (half::f16::from_f32(d).to_f32(), inv)
+            }
+            Layout::Q4K if amax == 0.0 => (0.0, 0.0),
+            Layout::Q4K => {
+                let inv = 127.0 / amax;
+                (1.0 / inv, inv)
+            }
+        };
         for (o, v) in qb.iter_mut().zip(xb) {
             *o = (v * inv).round() as i8;
         }
@@ -106,10 +121,7 @@ pub fn quant_matmul_t(w: &QTensor, x: &Tensor) -> Result<Option<Tensor>> {
     let flat = x.flatten_all()?.to_vec1::<f32>()?;
     let (per_block, block_bytes) = layout.block();
     let row_bytes = k / per_block * block_bytes;
-    let acts: Vec<Quantised> = flat
-        .chunks_exact(k)
-        .map(|r| quantise(r, per_block))
-        .collect();
+    let acts: Vec<Quantised> = flat.chunks_exact(k).map(|r| quantise(r, layout)).collect();
     let mut yt = vec![0f32; n * m];
     let task = |(blk, out): (usize, &mut [f32])| {
         for (r, o) in out.chunks_exact_mut(m).enumerate() {
@@ -223,6 +235,45 @@ mod tests {
                 // per value, averaging out over 512); prefill is exact f32.
                 let tol = if m <= QUANT_GEMV_MAX_ROWS { 2e-2 } else { 1e-5 };
                 assert!(d < tol, "{dtype:?} m {m}: relative error {d}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod candle_agreement {
+    use super::*;
+    use candle_core::quantized::QMatMul;
+    use candle_core::{Device, Module};
+
+    /// A decode product is ggml's: the activations quantised as ggml quantises them and
+    /// the same blocks dotted, so candle's own kernel gives it up to the f32 sum order.
+    #[test]
+    fn decode_products_equal_candles_quantised_kernels() {
+        if !x86::available() {
+            return;
+        }
+        let (n, k) = (70, 1024);
+        let v: Vec<f32> = (0..n * k).map(|i| ((i as f32) * 0.37).sin()).collect();
+        let w = Tensor::from_vec(v, (n, k), &Device::Cpu).unwrap();
+        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4K] {
+            let q = std::sync::Arc::new(QTensor::quantize(&w, dtype).unwrap());
+            let candle = QMatMul::from_arc(q.clone()).unwrap();
+            for m in 1..=QUANT_GEMV_MAX_ROWS {
+                let x: Vec<f32> = (0..m * k).map(|i| ((i as f32) * 0.11).cos()).collect();
+                let x = Tensor::from_vec(x, (m, k), &Device::Cpu).unwrap();
+                let got = quant_matmul_t(&q, &x).unwrap().unwrap();
+                let want = candle.forward(&x).unwrap();
+                let scale = want
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                let d = (got - want).unwrap().abs().unwrap().max_all().unwrap();
+                let d = d.to_scalar::<f32>().unwrap() / scale;
+                assert!(d < 1e-5, "{dtype:?} m {m}: relative difference {d}");
             }
         }
     }

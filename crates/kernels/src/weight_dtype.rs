@@ -62,6 +62,17 @@ impl WeightDtype {
         }
     }
 
+    /// The ggml type a matrix with rows of `in_dim` weights is stored as: the dense
+    /// dtypes as themselves, the quantised ones as [`WeightDtype::ggml_for_row`] says.
+    pub fn storage_for_row(self, in_dim: usize) -> GgmlDType {
+        match self {
+            Self::F32 => GgmlDType::F32,
+            Self::Bf16 => GgmlDType::BF16,
+            Self::F16 => GgmlDType::F16,
+            Self::Q8_0 | Self::Q4K => self.ggml_for_row(in_dim).unwrap_or(GgmlDType::F16),
+        }
+    }
+
     /// Bits per weight of a matrix stored in this dtype (block scales included).
     pub fn bits_per_weight(self) -> f64 {
         match self {

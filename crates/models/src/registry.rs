@@ -8,7 +8,7 @@ use kernels::WeightDtype;
 use results::suite::{suite_error, Suite};
 use results::{ModelSpec, Source};
 
-use crate::adapters::{llama, llama_upstream, rwkv7, rwkv7_upstream};
+use crate::adapters::{llama, llama_quantized_upstream, llama_upstream, rwkv7, rwkv7_upstream};
 use crate::implementation::{BuildOptions, Implementation, TrainSource};
 use crate::model::CausalLm;
 use crate::presets::{preset, preset_names, Preset};
@@ -22,6 +22,7 @@ pub static REGISTRY: &[&dyn Implementation] = &[
     &rwkv7_upstream::UpstreamRwkv7Impl,
     &llama_upstream::UpstreamLlamaImpl,
     &llama::LlamaImpl,
+    &llama_quantized_upstream::QuantizedUpstreamLlamaImpl,
 ];
 
 /// Options a spec may carry besides `tokenizer` (a typo is an error rather than

@@ -30,7 +30,7 @@ pub struct GgufWeights {
 
 /// For each Hugging Face row of a q or k projection of `heads` heads of `head_dim`, the
 /// GGUF row that holds it.
-fn unpermuted_rows(heads: usize, head_dim: usize) -> Vec<usize> {
+pub(crate) fn unpermuted_rows(heads: usize, head_dim: usize) -> Vec<usize> {
     let half = head_dim / 2;
     (0..heads * head_dim)
         .map(|r| {
@@ -122,43 +122,53 @@ impl GgufWeights {
 
     /// The GGUF name of a Hugging Face tensor name.
     fn gguf_name(&self, name: &str) -> candle_core::Result<String> {
-        let unknown = || self.file.error(format!("no GGUF tensor for `{name}`"));
-        let global = match name {
-            "model.embed_tokens.weight" => Some("token_embd.weight"),
-            "lm_head.weight" => Some("output.weight"),
-            "model.norm.weight" => Some("output_norm.weight"),
-            _ => None,
-        };
-        if let Some(g) = global {
-            return Ok(g.into());
-        }
-        let rest = name.strip_prefix("model.layers.").ok_or_else(unknown)?;
-        let (layer, rest) = rest.split_once('.').ok_or_else(unknown)?;
-        let (module, suffix) = rest.rsplit_once('.').ok_or_else(unknown)?;
-        let g = match module {
-            "input_layernorm" => "attn_norm",
-            "post_attention_layernorm" => "ffn_norm",
-            "self_attn.q_proj" => "attn_q",
-            "self_attn.k_proj" => "attn_k",
-            "self_attn.v_proj" => "attn_v",
-            "self_attn.o_proj" => "attn_output",
-            "mlp.gate_proj" => "ffn_gate",
-            "mlp.up_proj" => "ffn_up",
-            "mlp.down_proj" => "ffn_down",
-            _ => return Err(unknown()),
-        };
-        Ok(format!("blk.{layer}.{g}.{suffix}"))
+        gguf_name(name).ok_or_else(|| self.file.error(format!("no GGUF tensor for `{name}`")))
     }
 
     /// The heads whose rows the converter permuted in tensor `name`, if it did.
     fn permuted_heads(&self, name: &str) -> Option<usize> {
-        if name.contains(".self_attn.q_proj.") {
-            Some(self.config.num_attention_heads)
-        } else if name.contains(".self_attn.k_proj.") {
-            Some(self.config.num_key_value_heads)
-        } else {
-            None
-        }
+        permuted_heads(&self.config, name)
+    }
+}
+
+/// The GGUF name of a Hugging Face Llama tensor name, as llama.cpp's converter maps it.
+pub(crate) fn gguf_name(name: &str) -> Option<String> {
+    let global = match name {
+        "model.embed_tokens.weight" => Some("token_embd.weight"),
+        "lm_head.weight" => Some("output.weight"),
+        "model.norm.weight" => Some("output_norm.weight"),
+        _ => None,
+    };
+    if let Some(g) = global {
+        return Some(g.into());
+    }
+    let rest = name.strip_prefix("model.layers.")?;
+    let (layer, rest) = rest.split_once('.')?;
+    let (module, suffix) = rest.rsplit_once('.')?;
+    let g = match module {
+        "input_layernorm" => "attn_norm",
+        "post_attention_layernorm" => "ffn_norm",
+        "self_attn.q_proj" => "attn_q",
+        "self_attn.k_proj" => "attn_k",
+        "self_attn.v_proj" => "attn_v",
+        "self_attn.o_proj" => "attn_output",
+        "mlp.gate_proj" => "ffn_gate",
+        "mlp.up_proj" => "ffn_up",
+        "mlp.down_proj" => "ffn_down",
+        _ => return None,
+    };
+    Some(format!("blk.{layer}.{g}.{suffix}"))
+}
+
+/// The heads whose rows the converter permutes in the Hugging Face tensor `name`: q
+/// and k projections (weights and biases).
+pub(crate) fn permuted_heads(config: &Config, name: &str) -> Option<usize> {
+    if name.contains(".self_attn.q_proj.") {
+        Some(config.num_attention_heads)
+    } else if name.contains(".self_attn.k_proj.") {
+        Some(config.num_key_value_heads)
+    } else {
+        None
     }
 }
 

@@ -2,6 +2,7 @@
 //! [`crate::CausalLm`]; [`crate::registry::REGISTRY`] lists them.
 
 pub mod llama;
+pub mod llama_quantized_upstream;
 pub mod llama_upstream;
 pub mod rwkv7;
 pub mod rwkv7_upstream;
