@@ -2,6 +2,7 @@
 //! for the cell at work, and a line per finished cell.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use results::dtype_cost::DtypeCost;
 use results::fit::{FitProbe, ProbeOutcome};
 use results::pipeline::{Cell, Observer, Phase};
 use results::{Metric, ModelSpec, Record};
@@ -93,6 +94,16 @@ impl Bars {
         self.cell = Some(bar);
     }
 
+    /// A bar for work that is not one of the overall bar's cells (a max-context probe,
+    /// a dtype cost).
+    fn start_extra_bar(&mut self, cell: &Cell) {
+        let bar = match &self.overall {
+            Some(o) => self.multi.insert_before(o, ProgressBar::new(1)),
+            None => self.multi.add(ProgressBar::new(1)),
+        };
+        self.start_cell_bar(bar, cell);
+    }
+
     /// A line above the bars.
     fn line(&self, line: String) {
         match &self.overall {
@@ -119,11 +130,7 @@ impl Observer for Bars {
     }
 
     fn fit_probe_started(&mut self, cell: &Cell) {
-        let bar = match &self.overall {
-            Some(o) => self.multi.insert_before(o, ProgressBar::new(1)),
-            None => self.multi.add(ProgressBar::new(1)),
-        };
-        self.start_cell_bar(bar, cell);
+        self.start_extra_bar(cell);
     }
 
     fn fit_probe_finished(&mut self, cell: &Cell, probe: &FitProbe) {
@@ -141,6 +148,36 @@ impl Observer for Bars {
             ),
         };
         self.line(format!("{line} ({:.0} s)", probe.wall_s));
+    }
+
+    fn dtype_cost_started(&mut self, cell: &Cell, index: usize, total: usize) {
+        if index == 0 {
+            self.line(format!(
+                "comparing {total} model(s) with their f32 weights (dtype cost)"
+            ));
+        }
+        self.start_extra_bar(cell);
+    }
+
+    fn dtype_cost_finished(&mut self, cell: &Cell, cost: &DtypeCost) {
+        if let Some(bar) = self.cell.take() {
+            bar.finish_and_clear();
+        }
+        let line = match (&cost.agreement, &cost.error) {
+            (Some(a), _) => format!(
+                "ok      {:56} min cosine {:.6}, top-1 {:.1} %, perplexity {:+.2} %",
+                cell.to_string(),
+                a.min_cosine,
+                100.0 * a.top1,
+                100.0 * a.perplexity_change()
+            ),
+            (None, e) => format!(
+                "failed  {:56} {}",
+                cell.to_string(),
+                e.as_deref().unwrap_or("")
+            ),
+        };
+        self.line(line);
     }
 
     fn cell_progress(&mut self, _cell: &Cell, phase: Phase, done: usize, total: usize) {

@@ -8,37 +8,14 @@
 
 use candle_core::{Tensor, D};
 use kernels::WeightDtype;
-use models::model::token_log_prob;
+use models::model::{token_log_prob, CausalLm};
 use models::{registry, BuildOptions};
+use rand::{rngs::SmallRng, Rng, SeedableRng};
 use results::ModelSpec;
-use serde::{Deserialize, Serialize};
+
+pub use results::dtype_cost::Agreement;
 
 use crate::{Error, Result};
-
-/// One dtype against f32, over one token sequence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Agreement {
-    pub dtype: String,
-    /// Bytes the weights take as stored, where the implementation knows.
-    pub weight_bytes: Option<u64>,
-    pub positions: usize,
-    /// The least and the mean per-position cosine similarity with the f32 logits.
-    pub min_cosine: f64,
-    pub mean_cosine: f64,
-    /// Positions whose most likely token is f32's, as a fraction.
-    pub top1: f64,
-    /// Mean loss (nats per token) of the sequence's next tokens.
-    pub loss: f64,
-    /// The same under f32 weights.
-    pub loss_f32: f64,
-}
-
-impl Agreement {
-    /// `exp(loss - loss_f32) - 1`: the relative perplexity change.
-    pub fn perplexity_change(&self) -> f64 {
-        (self.loss - self.loss_f32).exp() - 1.0
-    }
-}
 
 /// Per-position cosine similarity of two `(T, V)` logits tensors, and whether their
 /// argmaxes agree.
@@ -67,6 +44,102 @@ fn mean_loss(logits: &Tensor, tokens: &[u32]) -> Result<f64> {
     Ok(total / n.max(1) as f64)
 }
 
+/// `n` tokens drawn uniformly from `0..vocab` by a generator seeded with `seed`.
+pub fn random_tokens(vocab: usize, n: usize, seed: u64) -> Vec<u32> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random_range(0..vocab as u32)).collect()
+}
+
+/// The f32 build of a spec and its logits over one sequence, which every other dtype
+/// of the same weights is compared with. Only the logits are kept, so that comparing a
+/// dtype holds one model at a time.
+pub struct Reference {
+    spec: ModelSpec,
+    base: BuildOptions,
+    tokens: Vec<u32>,
+    /// Shape `(T, V)`, f32.
+    logits: Tensor,
+    loss: f64,
+}
+
+impl Reference {
+    /// The f32 build's logits over `tokens`.
+    pub fn new(spec: &ModelSpec, tokens: &[u32], base: &BuildOptions) -> Result<Self> {
+        let model = Self::build_f32(spec, base)?;
+        Self::over(spec, model, tokens.to_vec(), base)
+    }
+
+    /// The f32 build's logits over `n` random tokens of its vocabulary, drawn with
+    /// `seed` ([`random_tokens`]).
+    pub fn random(spec: &ModelSpec, n: usize, seed: u64, base: &BuildOptions) -> Result<Self> {
+        let model = Self::build_f32(spec, base)?;
+        let tokens = random_tokens(model.info().vocab, n, seed);
+        Self::over(spec, model, tokens, base)
+    }
+
+    fn build_f32(spec: &ModelSpec, base: &BuildOptions) -> Result<Box<dyn CausalLm>> {
+        if registry::spec_dtype(spec)?.is_some() {
+            return Err(Error::spec(
+                spec,
+                "give the model without `dtype=`: every dtype is compared with its f32 build",
+            ));
+        }
+        let opts = BuildOptions {
+            dtype: WeightDtype::F32,
+            ..base.clone()
+        };
+        registry::build(spec, &opts)
+    }
+
+    fn over(
+        spec: &ModelSpec,
+        mut model: Box<dyn CausalLm>,
+        tokens: Vec<u32>,
+        base: &BuildOptions,
+    ) -> Result<Self> {
+        if tokens.len() < 2 {
+            return Err(Error::spec(spec, "at least 2 tokens are needed"));
+        }
+        let logits = model.logits_all(&tokens)?;
+        let loss = mean_loss(&logits, &tokens)?;
+        Ok(Self {
+            spec: spec.clone(),
+            base: base.clone(),
+            tokens,
+            logits,
+            loss,
+        })
+    }
+
+    /// The sequence compared.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Builds the spec with its weights stored as `dtype` and compares its logits with
+    /// the f32 ones.
+    pub fn compare(&self, dtype: WeightDtype) -> Result<Agreement> {
+        let opts = BuildOptions {
+            dtype,
+            ..self.base.clone()
+        };
+        let mut model = registry::build(&self.spec, &opts)?;
+        let logits = model.logits_all(&self.tokens)?;
+        let rows = compare(&logits, &self.logits)?;
+        let n = rows.len();
+        Ok(Agreement {
+            dtype: dtype.name().into(),
+            weight_bytes: model.info().weight_bytes,
+            positions: n,
+            min_cosine: rows.iter().map(|r| r.0).fold(f64::INFINITY, f64::min),
+            mean_cosine: rows.iter().map(|r| r.0).sum::<f64>() / n as f64,
+            top1: rows.iter().filter(|r| r.1).count() as f64 / n as f64,
+            loss: mean_loss(&logits, &self.tokens)?,
+            loss_f32: self.loss,
+        })
+    }
+}
+
 /// Builds `spec` in f32 and in each of `dtypes` (one at a time, so only two models are
 /// ever held) and compares their logits over `tokens`.
 pub fn agreement(
@@ -75,43 +148,8 @@ pub fn agreement(
     tokens: &[u32],
     base: &BuildOptions,
 ) -> Result<Vec<Agreement>> {
-    if registry::spec_dtype(spec)?.is_some() {
-        return Err(Error::spec(
-            spec,
-            "give the model without `dtype=`: every dtype is compared with its f32 build",
-        ));
-    }
-    if tokens.len() < 2 {
-        return Err(Error::spec(spec, "at least 2 tokens are needed"));
-    }
-    let build = |dtype: WeightDtype| {
-        let opts = BuildOptions {
-            dtype,
-            ..base.clone()
-        };
-        registry::build(spec, &opts)
-    };
-    let reference = build(WeightDtype::F32)?.logits_all(tokens)?;
-    let loss_f32 = mean_loss(&reference, tokens)?;
-    dtypes
-        .iter()
-        .map(|&dtype| {
-            let mut model = build(dtype)?;
-            let logits = model.logits_all(tokens)?;
-            let rows = compare(&logits, &reference)?;
-            let n = rows.len();
-            Ok(Agreement {
-                dtype: dtype.name().into(),
-                weight_bytes: model.info().weight_bytes,
-                positions: n,
-                min_cosine: rows.iter().map(|r| r.0).fold(f64::INFINITY, f64::min),
-                mean_cosine: rows.iter().map(|r| r.0).sum::<f64>() / n as f64,
-                top1: rows.iter().filter(|r| r.1).count() as f64 / n as f64,
-                loss: mean_loss(&logits, tokens)?,
-                loss_f32,
-            })
-        })
-        .collect()
+    let reference = Reference::new(spec, tokens, base)?;
+    dtypes.iter().map(|&d| reference.compare(d)).collect()
 }
 
 #[cfg(test)]
@@ -142,5 +180,19 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("dtype="), "{e}");
+    }
+
+    #[test]
+    fn random_references_are_seeded_and_a_quantised_build_stays_close() {
+        assert_eq!(random_tokens(512, 16, 7), random_tokens(512, 16, 7));
+        assert_ne!(random_tokens(512, 16, 7), random_tokens(512, 16, 8));
+        assert!(random_tokens(3, 64, 1).iter().all(|&t| t < 3));
+        let spec: ModelSpec = "llama:preset=tiny".parse().unwrap();
+        let r = Reference::random(&spec, 32, 5, &BuildOptions::default()).unwrap();
+        assert_eq!(r.tokens().len(), 32);
+        let a = r.compare(WeightDtype::Q8_0).unwrap();
+        assert_eq!((a.dtype.as_str(), a.positions), ("q8_0", 32));
+        // q8_0 keeps 8 bits per weight: far closer than a different model would be.
+        assert!(a.min_cosine > 0.99 && a.min_cosine < 1.0, "{a:?}");
     }
 }

@@ -4,6 +4,7 @@
 //! runner ([`runner`]).
 
 pub mod agreement;
+pub mod dtype_cost;
 pub mod fertility;
 pub mod perplexity;
 pub mod runner;

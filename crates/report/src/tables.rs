@@ -3,11 +3,14 @@
 
 use results::analysis::{pairs, CrossoverAt};
 use results::roofline::FAIR_EFFICIENCY_RATIO;
-use results::{Metric, Results};
+use results::{Metric, Record, Results};
 use serde::Serialize;
 
 use crate::claims::Claim;
 use crate::format;
+
+mod dtypes;
+pub use dtypes::{dtype_groups, dtypes};
 
 /// A titled table of display strings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -71,6 +74,22 @@ pub fn models(results: &Results) -> Table {
     }
 }
 
+/// A record's median with its sample count and p10–p90 spread, as every table shows a
+/// measured cell.
+pub fn measured(r: &Record) -> String {
+    if r.samples.len() > 1 {
+        format!(
+            "{} (n={}, p10–p90 {}–{})",
+            format::value(r.unit, r.summary.median),
+            r.samples.len(),
+            format::value(r.unit, r.summary.p10),
+            format::value(r.unit, r.summary.p90)
+        )
+    } else {
+        format!("{} (n=1)", format::value(r.unit, r.summary.median))
+    }
+}
+
 /// One metric: a row per model, a column per length.
 pub fn metric(results: &Results, metric: Metric) -> Option<Table> {
     if !results.records.iter().any(|r| r.metric == metric) {
@@ -105,14 +124,7 @@ pub fn metric(results: &Results, metric: Metric) -> Option<Table> {
                     .iter()
                     .any(|f| f.model == m.spec && f.seq_len == l);
                 match rec {
-                    Some(r) if r.samples.len() > 1 => format!(
-                        "{} (n={}, p10–p90 {}–{})",
-                        format::value(r.unit, r.summary.median),
-                        r.samples.len(),
-                        format::value(r.unit, r.summary.p10),
-                        format::value(r.unit, r.summary.p90)
-                    ),
-                    Some(r) => format!("{} (n=1)", format::value(r.unit, r.summary.median)),
+                    Some(r) => measured(r),
                     None if failed => "failed".into(),
                     None => "–".into(),
                 }

@@ -6,6 +6,7 @@ pub mod accuracy;
 pub mod analysis;
 pub mod atomic;
 pub mod compare;
+pub mod dtype_cost;
 pub mod error;
 pub mod fit;
 pub mod gate;

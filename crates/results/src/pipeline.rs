@@ -31,7 +31,20 @@ pub struct Cell {
 /// The task name of a max-context search's probes.
 pub const FIT_PROBE: &str = "max_context";
 
+/// The task name of a dtype-cost measurement (`measure.dtype_cost`).
+pub const DTYPE_COST: &str = "dtype_cost";
+
 impl Cell {
+    /// The cell the dtype cost of `model` over `tokens` positions is shown as.
+    pub fn dtype_cost(model: &ModelSpec, tokens: usize) -> Self {
+        Self {
+            model: model.clone(),
+            task: Some(DTYPE_COST.into()),
+            seq_len: Some(tokens),
+            pairs: None,
+        }
+    }
+
     /// The cell a max-context probe of `model` at `seq_len` tokens is shown as.
     pub fn fit_probe(model: &ModelSpec, seq_len: usize) -> Self {
         Self {
@@ -111,6 +124,10 @@ pub trait Observer {
     /// the cell [`Cell::fit_probe`]).
     fn fit_probe_started(&mut self, _cell: &Cell) {}
     fn fit_probe_finished(&mut self, _cell: &Cell, _probe: &crate::fit::FitProbe) {}
+    /// A dtype-cost measurement starts, after every timing cell (the cell
+    /// [`Cell::dtype_cost`]); `index` of `total` such measurements.
+    fn dtype_cost_started(&mut self, _cell: &Cell, _index: usize, _total: usize) {}
+    fn dtype_cost_finished(&mut self, _cell: &Cell, _cost: &crate::dtype_cost::DtypeCost) {}
 }
 
 /// An observer that ignores everything.
@@ -266,6 +283,7 @@ impl<'a> Run<'a> {
             analysis: analyse(&self.models, &self.records),
             gates: crate::gate::check(&self.models, &self.records, gates),
             fits: self.fits.clone(),
+            dtype_costs: Vec::new(),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::Analysis;
+use crate::dtype_cost::DtypeCost;
 use crate::fit::Fit;
 use crate::gate::GateOutcome;
 use crate::machine::Machine;
@@ -76,6 +77,9 @@ pub struct Results {
     /// Max-context searches under a memory budget (`measure.max_context`, `fit`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fits: Vec<Fit>,
+    /// Each non-f32 model's logit agreement with its f32 build (`measure.dtype_cost`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dtype_costs: Vec<DtypeCost>,
 }
 
 impl Results {

@@ -58,6 +58,10 @@ pub struct Measure {
     /// The longest prompt each model prefills and decodes within `[fit] budget_mb`,
     /// found by a search over isolated processes (see [`FitSettings`]).
     pub max_context: bool,
+    /// The logit agreement of every model stored in another dtype than f32 with the f32
+    /// build of the same spec (see [`DtypeCostSettings`]), measured after every timing
+    /// cell, so that it never runs beside one.
+    pub dtype_cost: bool,
 }
 
 impl Default for Measure {
@@ -68,6 +72,7 @@ impl Default for Measure {
             memory: true,
             train: false,
             max_context: false,
+            dtype_cost: false,
         }
     }
 }
@@ -76,6 +81,42 @@ impl Measure {
     /// Whether any inference measurement is on.
     pub fn inference(&self) -> bool {
         self.prefill || self.decode || self.memory
+    }
+
+    /// Whether the suite measures anything `rwkv-bench run` makes (rather than only the
+    /// accuracy `rwkv-bench eval` makes).
+    pub fn any_run(&self) -> bool {
+        self.inference() || self.train || self.max_context || self.dtype_cost
+    }
+}
+
+/// How `measure.dtype_cost` compares a model with its f32 build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DtypeCostSettings {
+    /// Positions compared: this many random tokens drawn with the suite's seed (random
+    /// weights have no text of their own to read, and the cosine measures the storage
+    /// type on any input).
+    pub tokens: usize,
+}
+
+impl Default for DtypeCostSettings {
+    fn default() -> Self {
+        Self { tokens: 256 }
+    }
+}
+
+impl DtypeCostSettings {
+    /// Checks the settings; the message names the key to fix.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.tokens < 2 {
+            return Err(format!(
+                "`dtype_cost.tokens` is {}: at least 2 positions are needed (a loss needs a \
+                 next token)",
+                self.tokens
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -264,6 +305,9 @@ pub struct SuiteConfig {
     /// Max-context searches (`measure.max_context`).
     #[serde(default)]
     pub fit: FitSettings,
+    /// Dtype-cost measurements (`measure.dtype_cost`).
+    #[serde(default)]
+    pub dtype_cost: DtypeCostSettings,
     /// Accuracy tasks, task files, corpora and gates (`rwkv-bench eval`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accuracy: Option<AccuracyConfig>,
@@ -407,9 +451,10 @@ impl Suite {
         if c.measure.max_context {
             c.fit.validate().or_else(fail)?;
         }
-        if !(c.measure.inference() || c.measure.train || c.measure.max_context)
-            && c.accuracy.is_none()
-        {
+        if c.measure.dtype_cost {
+            c.dtype_cost.validate().or_else(fail)?;
+        }
+        if !c.measure.any_run() && c.accuracy.is_none() {
             return fail("`measure` turns every measurement off".into());
         }
         if let Some(acc) = &c.accuracy {
@@ -509,5 +554,30 @@ seq_lens = [16, 64]
         }
         let s = parse(&MINIMAL.replace("[16, 64]", "[18446744073709551615]")).unwrap();
         assert_eq!(s.positions_needed(usize::MAX), usize::MAX);
+    }
+
+    #[test]
+    fn dtype_cost_settings_default_and_are_checked_only_when_measured() {
+        let s = parse(&format!("{MINIMAL}[measure]\ndtype_cost = true\n")).unwrap();
+        assert!(s.config.measure.dtype_cost && s.config.measure.any_run());
+        assert_eq!(s.config.dtype_cost.tokens, 256);
+        let bad = format!("{MINIMAL}[measure]\ndtype_cost = true\n[dtype_cost]\ntokens = 1\n");
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("suites/test.toml: ") && e.contains("`dtype_cost.tokens` is 1"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "{e}");
+        // Off, the table is not read for anything.
+        assert!(parse(&format!("{MINIMAL}[dtype_cost]\ntokens = 1\n")).is_ok());
+        let e = parse(&format!("{MINIMAL}[dtype_cost]\ntoken = 8\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("token"), "{e}");
+        // A suite of only the dtype cost measures something `run` makes.
+        let only = format!(
+            "{MINIMAL}[measure]\nprefill = false\ndecode = false\nmemory = false\ndtype_cost = true\n"
+        );
+        assert!(parse(&only).is_ok());
     }
 }

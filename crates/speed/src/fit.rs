@@ -250,6 +250,7 @@ pub fn probe_plan(job: &FitJob, seq_len: usize) -> CellPlan {
             memory: true,
             train: false,
             max_context: false,
+            dtype_cost: false,
         },
         sampling: Sampling {
             warmup_tokens: 16,

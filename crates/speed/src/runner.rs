@@ -120,11 +120,13 @@ pub fn cell_measure(suite: &Suite, cell: &Cell) -> Measure {
             memory: false,
             train: true,
             max_context: false,
+            dtype_cost: false,
         }
     } else {
         Measure {
             train: false,
             max_context: false,
+            dtype_cost: false,
             ..m
         }
     }

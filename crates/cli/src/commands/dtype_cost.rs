@@ -2,9 +2,8 @@
 //! same weights.
 
 use anyhow::{bail, Context};
-use eval::agreement::{agreement, Agreement};
-use models::{registry, tokenizer, BuildOptions};
-use rand::{rngs::SmallRng, Rng, SeedableRng};
+use eval::agreement::{Agreement, Reference};
+use models::{tokenizer, BuildOptions};
 
 use crate::cli::DtypeCostArgs;
 
@@ -16,7 +15,7 @@ pub fn run(args: DtypeCostArgs) -> anyhow::Result<()> {
         seed: args.seed,
         ..BuildOptions::default()
     };
-    let tokens = match &args.text {
+    let reference = match &args.text {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -26,17 +25,16 @@ pub fn run(args: DtypeCostArgs) -> anyhow::Result<()> {
                 bail!("{}: fewer than 2 tokens of text", path.display());
             }
             ids.truncate(args.tokens);
-            ids
+            Reference::new(&args.model, &ids, &opts)?
         }
-        None => {
-            let vocab = registry::build(&args.model, &opts)?.info().vocab as u32;
-            let mut rng = SmallRng::seed_from_u64(args.seed);
-            (0..args.tokens)
-                .map(|_| rng.random_range(0..vocab))
-                .collect()
-        }
+        None => Reference::random(&args.model, args.tokens, args.seed, &opts)?,
     };
-    let rows = agreement(&args.model, &args.dtypes, &tokens, &opts)?;
+    let rows = args
+        .dtypes
+        .iter()
+        .map(|&d| reference.compare(d))
+        .collect::<eval::Result<Vec<_>>>()?;
+    let tokens = reference.tokens();
     print_table(&args, &rows, tokens.len());
     if let Some(out) = &args.out {
         let json = serde_json::to_vec_pretty(&rows)?;

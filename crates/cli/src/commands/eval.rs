@@ -65,11 +65,13 @@ fn one_off(args: &EvalArgs) -> anyhow::Result<SuiteConfig> {
             memory: false,
             train: false,
             max_context: false,
+            dtype_cost: false,
         },
         sampling: Sampling::default(),
         limits: Limits::default(),
         train: Default::default(),
         fit: Default::default(),
+        dtype_cost: Default::default(),
         accuracy: Some(AccuracyConfig::default()),
     })
 }

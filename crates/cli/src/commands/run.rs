@@ -16,7 +16,8 @@ use crate::progress::Bars;
 
 /// Exit 0: every cell measured or over the suite's declared memory budget; 1: a cell
 /// crashed, errored, timed out or was refused, or a max-context search stopped on a
-/// failed probe (the results are written all the same);
+/// failed probe, or a dtype cost could not be measured (the results are written all
+/// the same);
 /// unusable input exits 2 through `main`.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut suite = Suite::load(&args.suite)?;
@@ -26,8 +27,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(d) = args.dtype {
         suite.config.dtype = d.into();
     }
-    let m = suite.config.measure;
-    if !(m.inference() || m.train || m.max_context) {
+    if !suite.config.measure.any_run() {
         anyhow::bail!(
             "{} measures no speed, memory, context or training cost (only [accuracy]): run `rwkv-bench eval {}`",
             args.suite.display(),
@@ -42,8 +42,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         args: vec!["cell".into()],
         threads: suite.config.threads,
     };
+    let dtype_cost = suite.config.measure.dtype_cost;
+    if dtype_cost {
+        // Before any cell: a run of hours should not end on a setting it could not use.
+        eval::dtype_cost::check(&suite)?;
+    }
     let mut bars = Bars::new("suite");
-    let results = run_suite(&suite, &launcher, &mut bars)?;
+    let mut results = run_suite(&suite, &launcher, &mut bars)?;
+    // Here rather than in the speed runner (which does not depend on `eval`), and only
+    // once every timing cell has finished: these models are built in this process.
+    if dtype_cost {
+        results.dtype_costs = eval::dtype_cost::measure(&suite, &mut bars)?;
+    }
     bars.finish();
 
     let results_path = out.join("results.json");
@@ -74,11 +84,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .filter_map(|f| f.stopped.as_ref().map(|why| (&f.model, why)))
         .collect();
-    if faults.is_empty() && stopped.is_empty() {
+    let unmeasured: Vec<_> = results
+        .dtype_costs
+        .iter()
+        .filter_map(|c| c.error.as_ref().map(|why| (&c.model, why)))
+        .collect();
+    if faults.is_empty() && stopped.is_empty() && unmeasured.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
     for (model, why) in &stopped {
         eprintln!("  max context of {model} is only a lower bound: {why}");
+    }
+    for (model, why) in &unmeasured {
+        eprintln!("  dtype cost of {model} not measured: {why}");
     }
     if !faults.is_empty() {
         eprintln!("{} cell(s) failed; the others were recorded:", faults.len());

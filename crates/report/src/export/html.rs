@@ -98,6 +98,7 @@ fn view(results: &Results) -> Result<View> {
     tables.extend(tables::metrics(results));
     tables.extend(
         [
+            tables::dtypes(results),
             tables::accuracy(results),
             tables::perplexity(results),
             tables::gates(results),

@@ -87,6 +87,7 @@ impl Exporter for Markdown {
             table(&mut out, &t);
         }
         for t in [
+            tables::dtypes(results),
             tables::accuracy(results),
             tables::perplexity(results),
             tables::gates(results),
