@@ -204,7 +204,20 @@ fn decode_row(layout: Layout, bytes: &[u8], out: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::quantized::QMatMul;
+    use candle_core::{Device, Module};
+
+    /// A `(rows, cols)` matrix of smooth values from `f(i)`.
+    fn matrix(rows: usize, cols: usize, f: fn(f32) -> f32, step: f32) -> Tensor {
+        let v: Vec<f32> = (0..rows * cols).map(|i| f(i as f32 * step)).collect();
+        Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
+    }
+
+    /// max |got - want| / max |want|.
+    fn relative_error(got: &Tensor, want: &Tensor) -> f32 {
+        let max = |t: Tensor| t.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        max((got - want).unwrap()) / max(want.clone())
+    }
 
     #[test]
     fn decode_and_prefill_products_match_the_dequantised_weights() {
@@ -212,25 +225,15 @@ mod tests {
             return;
         }
         let (n, k) = (BLOCK * 3 + 5, 512);
-        let v: Vec<f32> = (0..n * k).map(|i| ((i as f32) * 0.37).sin()).collect();
-        let w = Tensor::from_vec(v, (n, k), &Device::Cpu).unwrap();
+        let w = matrix(n, k, f32::sin, 0.37);
         for dtype in [GgmlDType::Q8_0, GgmlDType::Q4K] {
             let q = QTensor::quantize(&w, dtype).unwrap();
             let wf = q.dequantize(&Device::Cpu).unwrap();
             for m in [1, 3, 4, 9] {
-                let x: Vec<f32> = (0..m * k).map(|i| ((i as f32) * 0.11).cos()).collect();
-                let x = Tensor::from_vec(x, (m, k), &Device::Cpu).unwrap();
+                let x = matrix(m, k, f32::cos, 0.11);
                 let want = x.matmul(&wf.t().unwrap()).unwrap();
                 let got = quant_matmul_t(&q, &x).unwrap().unwrap();
-                let scale = want
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
-                let d = (got - want).unwrap().abs().unwrap().max_all().unwrap();
-                let d = d.to_scalar::<f32>().unwrap() / scale;
+                let d = relative_error(&got, &want);
                 // Decode quantises the activations to 8 bits (relative error ~0.4 %
                 // per value, averaging out over 512); prefill is exact f32.
                 let tol = if m <= QUANT_GEMV_MAX_ROWS { 2e-2 } else { 1e-5 };
@@ -238,13 +241,6 @@ mod tests {
             }
         }
     }
-}
-
-#[cfg(test)]
-mod candle_agreement {
-    use super::*;
-    use candle_core::quantized::QMatMul;
-    use candle_core::{Device, Module};
 
     /// A decode product is ggml's: the activations quantised as ggml quantises them and
     /// the same blocks dotted, so candle's own kernel gives it up to the f32 sum order.
@@ -254,25 +250,15 @@ mod candle_agreement {
             return;
         }
         let (n, k) = (70, 1024);
-        let v: Vec<f32> = (0..n * k).map(|i| ((i as f32) * 0.37).sin()).collect();
-        let w = Tensor::from_vec(v, (n, k), &Device::Cpu).unwrap();
+        let w = matrix(n, k, f32::sin, 0.37);
         for dtype in [GgmlDType::Q8_0, GgmlDType::Q4K] {
             let q = std::sync::Arc::new(QTensor::quantize(&w, dtype).unwrap());
             let candle = QMatMul::from_arc(q.clone()).unwrap();
             for m in 1..=QUANT_GEMV_MAX_ROWS {
-                let x: Vec<f32> = (0..m * k).map(|i| ((i as f32) * 0.11).cos()).collect();
-                let x = Tensor::from_vec(x, (m, k), &Device::Cpu).unwrap();
+                let x = matrix(m, k, f32::cos, 0.11);
                 let got = quant_matmul_t(&q, &x).unwrap().unwrap();
                 let want = candle.forward(&x).unwrap();
-                let scale = want
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
-                let d = (got - want).unwrap().abs().unwrap().max_all().unwrap();
-                let d = d.to_scalar::<f32>().unwrap() / scale;
+                let d = relative_error(&got, &want);
                 assert!(d < 1e-5, "{dtype:?} m {m}: relative difference {d}");
             }
         }
