@@ -3,15 +3,18 @@
 //! candle 0.11 has no bf16 matmul on the CPU, and its f16 one rounds the activations
 //! to f16 too. A decode step is bound by reading the weights, so [`HalfGemv`] streams
 //! the 16-bit rows once with every core and widens each in L1 before its dot products:
-//! half the bytes of f32 for the same arithmetic. Longer inputs are compute-bound; they
-//! widen a tile of rows at a time and hand it to candle's f32 matmul, so a prefill costs
-//! what f32 costs plus one widening pass per tile.
+//! half the bytes of f32 for the same arithmetic. Longer inputs are compute-bound: bf16
+//! weights go through [`crate::bf16_gemm`] where the CPU has AVX512-BF16 (twice the
+//! multiply-adds per instruction); elsewhere, and for f16, a tile of rows at a time is
+//! widened and handed to candle's f32 matmul, so a prefill costs what f32 costs plus one
+//! widening pass per tile.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use half::{bf16, f16};
 use rayon::prelude::*;
 
+use crate::bf16_gemm::bf16_matmul_t;
 use crate::{x86, MulAdd, LANES};
 
 /// Inputs with at most this many rows go through [`HalfGemv`].
@@ -205,6 +208,9 @@ pub fn half_matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     if m <= HALF_GEMV_MAX_ROWS {
         return x.apply_op2_no_bwd(w, &HalfGemv);
     }
+    if let Some(y) = bf16_matmul_t(&x, w)? {
+        return Ok(y);
+    }
     let tile = (TILE_BYTES / (4 * k.max(1))).clamp(16, n.max(16));
     let parts = (0..n)
         .step_by(tile)
@@ -298,7 +304,20 @@ mod tests {
                 let wf = wh.to_dtype(DType::F32).unwrap();
                 for m in [1, 2, 3, 4, 5, 300] {
                     let x = data(m, k, 3);
-                    let want = x.matmul(&wf.t().unwrap()).unwrap();
+                    // The AVX512-BF16 prefill rounds the activations to bf16 too.
+                    let rounded = dtype == DType::BF16
+                        && m > HALF_GEMV_MAX_ROWS
+                        && k % 2 == 0
+                        && crate::bf16_gemm::available();
+                    let xw = match rounded {
+                        true => x
+                            .to_dtype(DType::BF16)
+                            .unwrap()
+                            .to_dtype(DType::F32)
+                            .unwrap(),
+                        false => x.clone(),
+                    };
+                    let want = xw.matmul(&wf.t().unwrap()).unwrap();
                     let got = half_matmul_t(&x, &wh).unwrap();
                     assert_eq!(got.dims(), &[m, n]);
                     let d = (got - want).unwrap().abs().unwrap().max_all().unwrap();

@@ -9,6 +9,7 @@
 //! [`dispatch!`]; these functions are `#[inline(always)]` too, so that they vectorise
 //! inside those `#[target_feature]` functions rather than being called as baseline code.
 
+mod bf16_gemm;
 mod dispatch;
 pub mod gguf;
 mod half_gemv;
@@ -22,6 +23,7 @@ mod weight_dtype;
 mod weights;
 pub mod x86;
 
+pub use bf16_gemm::bf16_matmul_t;
 pub use half_gemv::{half_matmul_t, Half, HalfGemv, HALF_GEMV_MAX_ROWS};
 pub use logits::Logits;
 pub use matrix::{ggml_name, main_storage, main_type, Matrix};

@@ -215,7 +215,14 @@ mod tests {
 
     /// max |got - want| / max |want|.
     fn relative_error(got: &Tensor, want: &Tensor) -> f32 {
-        let max = |t: Tensor| t.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let max = |t: Tensor| {
+            t.abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
         max((got - want).unwrap()) / max(want.clone())
     }
 
