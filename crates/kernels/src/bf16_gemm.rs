@@ -70,17 +70,20 @@ fn pair(lo: bf16, hi: bf16) -> u32 {
     lo.to_bits() as u32 | (hi.to_bits() as u32) << 16
 }
 
+/// `x` (even length) rounded to bf16, as pairs: `out[p] = (x[2p], x[2p + 1])`.
+pub(crate) fn round_pairs(x: &[f32], out: &mut [u32]) {
+    for (o, p) in out.iter_mut().zip(x.chunks_exact(2)) {
+        *o = pair(bf16::from_f32(p[0]), bf16::from_f32(p[1]));
+    }
+}
+
 /// The product on slices; callers checked [`available`] and that K is even.
 fn matmul_t(x: &[f32], w: &[bf16], (m, k, n): (usize, usize, usize)) -> Vec<f32> {
     let kp = k / 2;
     let mut xb = vec![0u32; m * kp];
     xb.par_chunks_mut(kp)
         .zip(x.par_chunks(k))
-        .for_each(|(o, r)| {
-            for (o, p) in o.iter_mut().zip(r.chunks_exact(2)) {
-                *o = pair(bf16::from_f32(p[0]), bf16::from_f32(p[1]));
-            }
-        });
+        .for_each(|(o, r)| round_pairs(r, o));
     let mut y = vec![0f32; m * n];
     let out = SharedOut(y.as_mut_ptr());
     (0..n.div_ceil(NR)).into_par_iter().for_each(|panel| {

@@ -13,7 +13,7 @@ use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use candle_core::{DType, Device, Error, Result, Tensor};
 
-use crate::{ggml_name, Matrix, WeightDtype};
+use crate::{ggml_name, Matrix};
 
 /// Whether `path` is a file that starts with the GGUF magic.
 pub fn is_gguf(path: &Path) -> bool {
@@ -24,13 +24,24 @@ pub fn is_gguf(path: &Path) -> bool {
         && &magic == b"GGUF"
 }
 
-/// The ggml storage types our models run: those of [`WeightDtype`].
-const SUPPORTED: [GgmlDType; 5] = [
+/// The storage types llama.cpp's quantisation presets write (a `Q4_K_M` file keeps its
+/// head and some `ffn_down`/`attn_v` in q6_k, a `Q5_K_M` mixes q5_k and q6_k): q8_0
+/// and q4_k go through this crate's kernels, the others through candle's. q8_1 and q8_k
+/// are activation formats that no weight file uses.
+const SUPPORTED: [GgmlDType; 13] = [
     GgmlDType::F32,
     GgmlDType::F16,
     GgmlDType::BF16,
+    GgmlDType::Q4_0,
+    GgmlDType::Q4_1,
+    GgmlDType::Q5_0,
+    GgmlDType::Q5_1,
     GgmlDType::Q8_0,
+    GgmlDType::Q2K,
+    GgmlDType::Q3K,
     GgmlDType::Q4K,
+    GgmlDType::Q5K,
+    GgmlDType::Q6K,
 ];
 
 /// An open GGUF file: its metadata and tensor directory, tensors read on demand.
@@ -156,7 +167,7 @@ impl GgufFile {
             return Err(self.error(format!(
                 "tensor {name} has type {}, which rwkv-bench does not support (supported: {})",
                 ggml_name(info.ggml_dtype),
-                WeightDtype::ALL.map(|d| d.name()).join(", ")
+                SUPPORTED.map(ggml_name).join(", ")
             )));
         }
         if info.shape.dims() != shape {

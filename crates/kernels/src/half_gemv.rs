@@ -14,8 +14,8 @@ use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Ten
 use half::{bf16, f16};
 use rayon::prelude::*;
 
-use crate::bf16_gemm::bf16_matmul_t;
-use crate::{x86, MulAdd, LANES};
+use crate::bf16_gemm::{bf16_matmul_t, round_pairs};
+use crate::{avx512, x86, MulAdd, LANES};
 
 /// Inputs with at most this many rows go through [`HalfGemv`].
 pub const HALF_GEMV_MAX_ROWS: usize = 4;
@@ -132,12 +132,34 @@ impl Bits for f16 {
     const BF16: bool = false;
 }
 
-/// `yᵀ [N, M]` for `x [M, K]` and `w [N, K]`, row blocks over the rayon pool.
-fn gemv_t<H: Half>(
-    x: &[f32],
+/// [`gemv_t`]'s rows through [`avx512::dot_bf16`], with `x` as bf16 pairs `[M, K/2]`.
+fn bf16_pair_rows(x: &[u32], w: &[bf16], k: usize, m: usize, out: &mut [f32]) {
+    let kp = k / 2;
+    for (wr, o) in w.chunks_exact(k).zip(out.chunks_exact_mut(m)) {
+        // SAFETY: bf16 is laid out as u16.
+        let bits = unsafe { std::slice::from_raw_parts(wr.as_ptr() as *const u16, k) };
+        for (i, o) in o.iter_mut().enumerate() {
+            #[cfg(target_arch = "x86_64")]
+            {
+                // SAFETY: callers checked `avx512::has_bf16()`; K is even.
+                *o = unsafe { avx512::dot_bf16(bits, &x[i * kp..(i + 1) * kp]) };
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            {
+                let _ = (bits, i, o);
+                unreachable!()
+            }
+        }
+    }
+}
+
+/// `yᵀ [N, M]` for activations `x` (`M` rows, f32 or bf16 pairs) and `w [N, K]`, row
+/// blocks over the rayon pool.
+fn gemv_t<A: Sync, H: Half>(
+    x: &[A],
     w: &[H],
     (m, k, n): (usize, usize, usize),
-    rows: fn(&[f32], &[H], usize, usize, &mut [f32]),
+    rows: fn(&[A], &[H], usize, usize, &mut [f32]),
 ) -> Vec<f32> {
     let mut yt = vec![0f32; n * m];
     let task = |(blk, out): (usize, &mut [f32])| {
@@ -181,6 +203,14 @@ impl CustomOp2 for HalfGemv {
         let x = &x[x0..x1];
         let fast = k.is_multiple_of(16) && x86::available();
         let yt = match s2 {
+            // Rounded to bf16 as the prefill rounds them (`bf16_gemm`).
+            CpuStorage::BF16(w) if k % 2 == 0 && avx512::has_bf16() => {
+                let mut pairs = vec![0u32; m * k / 2];
+                for (r, o) in x.chunks_exact(k).zip(pairs.chunks_exact_mut(k / 2)) {
+                    round_pairs(r, o);
+                }
+                gemv_t(&pairs, &w[w0..w1], (m, k, n), bf16_pair_rows)
+            }
             CpuStorage::BF16(w) if fast => gemv_t(x, &w[w0..w1], (m, k, n), x86_rows),
             CpuStorage::F16(w) if fast => gemv_t(x, &w[w0..w1], (m, k, n), x86_rows),
             CpuStorage::BF16(w) => gemv_t(x, &w[w0..w1], (m, k, n), bf16_rows),
@@ -304,11 +334,9 @@ mod tests {
                 let wf = wh.to_dtype(DType::F32).unwrap();
                 for m in [1, 2, 3, 4, 5, 300] {
                     let x = data(m, k, 3);
-                    // The AVX512-BF16 prefill rounds the activations to bf16 too.
-                    let rounded = dtype == DType::BF16
-                        && m > HALF_GEMV_MAX_ROWS
-                        && k % 2 == 0
-                        && crate::bf16_gemm::available();
+                    // AVX512-BF16 products round the activations to bf16 too.
+                    let rounded =
+                        dtype == DType::BF16 && k % 2 == 0 && crate::bf16_gemm::available();
                     let xw = match rounded {
                         true => x
                             .to_dtype(DType::BF16)

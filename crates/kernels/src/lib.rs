@@ -9,6 +9,7 @@
 //! [`dispatch!`]; these functions are `#[inline(always)]` too, so that they vectorise
 //! inside those `#[target_feature]` functions rather than being called as baseline code.
 
+pub mod avx512;
 mod bf16_gemm;
 mod dispatch;
 pub mod gguf;

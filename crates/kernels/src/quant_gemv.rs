@@ -13,7 +13,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Result, Tensor};
 use rayon::prelude::*;
 
-use crate::x86;
+use crate::{avx512, x86};
 
 /// Inputs with at most this many rows go through the block dot products.
 pub const QUANT_GEMV_MAX_ROWS: usize = 4;
@@ -122,13 +122,14 @@ pub fn quant_matmul_t(w: &QTensor, x: &Tensor) -> Result<Option<Tensor>> {
     let (per_block, block_bytes) = layout.block();
     let row_bytes = k / per_block * block_bytes;
     let acts: Vec<Quantised> = flat.chunks_exact(k).map(|r| quantise(r, layout)).collect();
+    let wide = avx512::has_vnni();
     let mut yt = vec![0f32; n * m];
     let task = |(blk, out): (usize, &mut [f32])| {
         for (r, o) in out.chunks_exact_mut(m).enumerate() {
             let row = blk * BLOCK + r;
             let wr = &data[row * row_bytes..(row + 1) * row_bytes];
             for (o, a) in o.iter_mut().zip(&acts) {
-                *o = dot(layout, wr, a);
+                *o = dot(layout, wide, wr, a);
             }
         }
     };
@@ -141,18 +142,21 @@ pub fn quant_matmul_t(w: &QTensor, x: &Tensor) -> Result<Option<Tensor>> {
     Tensor::from_vec(y, (m, n), x.device()).map(Some)
 }
 
-fn dot(layout: Layout, w: &[u8], a: &Quantised) -> f32 {
+/// One row's dot product; `wide` where the CPU passed [`avx512::has_vnni`].
+fn dot(layout: Layout, wide: bool, w: &[u8], a: &Quantised) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: `quant_matmul_t` checked `x86::available()`; the lengths follow from the
-    // row's block count.
+    // SAFETY: `quant_matmul_t` checked `x86::available()` (and `wide` the AVX-512
+    // features); the lengths follow from the row's block count.
     unsafe {
-        match layout {
-            Layout::Q8_0 => x86::dot_q8_0(w, &a.scales, &a.bytes),
-            Layout::Q4K => x86::dot_q4_k(w, &a.scales, &a.bytes, &a.sums),
+        match (layout, wide) {
+            (Layout::Q8_0, true) => avx512::dot_q8_0(w, &a.scales, &a.bytes),
+            (Layout::Q4K, true) => avx512::dot_q4_k(w, &a.scales, &a.bytes, &a.sums),
+            (Layout::Q8_0, false) => x86::dot_q8_0(w, &a.scales, &a.bytes),
+            (Layout::Q4K, false) => x86::dot_q4_k(w, &a.scales, &a.bytes, &a.sums),
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("x86::available() is false elsewhere: {layout:?} {w:?} {a:?}")
+    unreachable!("x86::available() is false elsewhere: {layout:?} {wide} {w:?} {a:?}")
 }
 
 /// Tiles of dequantised weight rows times `x`, in f32.

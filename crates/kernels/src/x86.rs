@@ -82,7 +82,7 @@ pub unsafe fn dot_16bit(w: &[u16], x: &[f32], bf16: bool) -> f32 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn f16_at(b: &[u8], at: usize) -> f32 {
+pub(crate) unsafe fn f16_at(b: &[u8], at: usize) -> f32 {
     let bits = (b.as_ptr().add(at) as *const u16).read_unaligned();
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
 }

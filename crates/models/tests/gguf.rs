@@ -343,17 +343,55 @@ fn a_wrong_shape_is_named() {
 }
 
 #[test]
+fn other_llama_cpp_block_types_run_through_candles_kernels() {
+    // A Q4_K_M or Q5_K_M file mixes block types (q6_k, q5_k); q5_1 stands in for them
+    // here, as the tiny model's rows of 64 split into 32-wide blocks only. The reference
+    // is the f32 file with that matrix replaced by its dequantised blocks.
+    let q5_1 = |q: &QTensor| {
+        QTensor::quantize(&q.dequantize(&Device::Cpu).unwrap(), GgmlDType::Q5_1).unwrap()
+    };
+    let (_d, path) = edited("llama_gqa.f32.gguf", |_, ts| {
+        replace(ts, "blk.0.attn_q.weight", q5_1)
+    });
+    let (_e, widened) = edited("llama_gqa.f32.gguf", |_, ts| {
+        replace(ts, "blk.0.attn_q.weight", |q| {
+            let w = q5_1(q).dequantize(&Device::Cpu).unwrap();
+            QTensor::quantize(&w, GgmlDType::F32).unwrap()
+        })
+    });
+    let tokens = [1, 2, 3, 4, 5];
+    let mut mixed = build(&format!("llama:{}", path.display())).unwrap();
+    assert_eq!(mixed.info().dtype, "f32");
+    let mut want = build(&format!("llama:{}", widened.display())).unwrap();
+    let (a, b) = (
+        mixed.prefill(&tokens).unwrap(),
+        want.prefill(&tokens).unwrap(),
+    );
+    let (d, scale) = (
+        max_abs_diff(&a, &b),
+        max_abs_diff(&b, &b.zeros_like().unwrap()),
+    );
+    eprintln!("q5_1 attn_q: max |Δ logits| {d:.3e} of max |logit| {scale:.2}");
+    // Same weights; candle's q5_1 kernel rounds the activations to q8_1.
+    assert!(
+        d > 0.0 && d <= 0.02 * scale,
+        "q5_1 attn_q: max |Δ| {d:e} (max |logit| {scale})"
+    );
+}
+
+#[test]
 fn an_unsupported_quantisation_type_is_named() {
     let (_d, path) = edited("llama_gqa.f32.gguf", |_, ts| {
         replace(ts, "blk.0.attn_q.weight", |q| {
-            QTensor::quantize(&q.dequantize(&Device::Cpu).unwrap(), GgmlDType::Q5_1).unwrap()
+            QTensor::quantize(&q.dequantize(&Device::Cpu).unwrap(), GgmlDType::Q8_1).unwrap()
         })
     });
     let e = error_of("llama", &path);
     assert!(
         e.contains(
-            "tensor blk.0.attn_q.weight has type q5_1, which rwkv-bench does not support \
-             (supported: f32, bf16, f16, q8_0, q4_k)"
+            "tensor blk.0.attn_q.weight has type q8_1, which rwkv-bench does not support \
+             (supported: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, \
+             q5_k, q6_k)"
         ),
         "{e}"
     );
