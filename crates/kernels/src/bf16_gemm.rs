@@ -79,6 +79,20 @@ pub(crate) fn round_pairs(x: &[f32], out: &mut [u32]) {
 
 /// The product on slices; callers checked [`available`] and that K is even.
 fn matmul_t(x: &[f32], w: &[bf16], (m, k, n): (usize, usize, usize)) -> Vec<f32> {
+    gemm_t(x, (m, k, n), |start, rows| {
+        rows.copy_from_slice(&w[start * k..start * k + rows.len()])
+    })
+}
+
+/// `x [M, K] @ wᵀ` for weights `w [N, K]` that `rows(start, out)` writes as bf16, a
+/// panel of `out.len() / K` rows from row `start` at a time (so block-quantised weights
+/// are decoded a panel at a time, in cache, never whole). Callers checked
+/// [`available`] and that K is even.
+pub(crate) fn gemm_t(
+    x: &[f32],
+    (m, k, n): (usize, usize, usize),
+    rows: impl Fn(usize, &mut [bf16]) + Sync,
+) -> Vec<f32> {
     let kp = k / 2;
     let mut xb = vec![0u32; m * kp];
     xb.par_chunks_mut(kp)
@@ -89,7 +103,9 @@ fn matmul_t(x: &[f32], w: &[bf16], (m, k, n): (usize, usize, usize)) -> Vec<f32>
     (0..n.div_ceil(NR)).into_par_iter().for_each(|panel| {
         let n0 = panel * NR;
         let width = NR.min(n - n0);
-        let packed = pack(&w[n0 * k..(n0 + width) * k], k, width);
+        let mut w = vec![bf16::ZERO; width * k];
+        rows(n0, &mut w);
+        let packed = pack(&w, k, width);
         let mut tile = [0f32; MR * NR];
         for m0 in (0..m).step_by(MR) {
             let rows = MR.min(m - m0);

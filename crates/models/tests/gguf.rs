@@ -114,8 +114,10 @@ fn rwkv7_q8_0_gguf_matches_our_q8_0_of_the_pth() {
     );
     // Not the same bytes everywhere: the converter keeps the decay LoRA (w1, w2) in f32
     // where our q8_0 build stores w1 in q8_0 and w2 in f16; every other matrix is the
-    // same q8_0 / f16. Measured 6.5e-3 on this fixture (max |logit| 7.6).
-    assert!(d_ours <= 2e-2, "vs our q8_0 {d_ours:e}");
+    // same q8_0 / f16. Measured 6.5e-3 on this fixture (max |logit| 7.6) where the
+    // quantised prefill multiplies in f32, 2.6e-2 where it rounds the dequantised
+    // weights and the activations to bf16 (AVX512-BF16 CPUs).
+    assert!(d_ours <= 5e-2, "vs our q8_0 {d_ours:e}");
     // q8_0 against the official f32 logits: measured 1.15e-1 (1.5 % of max |logit|) on
     // this tiny random-weight model.
     assert!(d_golden <= 2.5e-1, "vs golden {d_golden:e}");
