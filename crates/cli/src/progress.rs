@@ -28,14 +28,17 @@ pub struct Bars {
 fn summary(records: &[Record]) -> String {
     let median = |m: Metric| records.iter().find(|r| r.metric == m);
     if let Some(prefill) = median(Metric::PrefillTime) {
-        let decode = median(Metric::DecodeLatency).map_or(f64::NAN, |r| r.summary.median);
-        let peak = median(Metric::PeakRss).map_or(f64::NAN, |r| r.summary.median);
+        // Only what the suite measured: no "NaN" for a metric it turned off.
+        let decode = median(Metric::DecodeLatency)
+            .map(|r| format!(", decode {:>7.2} ms/token", r.summary.median))
+            .unwrap_or_default();
+        let peak = median(Metric::PeakRss)
+            .map(|r| format!(", peak {}", report::format::bytes(r.summary.median)))
+            .unwrap_or_default();
         return format!(
-            "prefill {:>9.1} ms (n={}), decode {:>7.2} ms/token, peak {}",
+            "prefill {:>9.1} ms (n={}){decode}{peak}",
             prefill.summary.median,
             prefill.samples.len(),
-            decode,
-            report::format::bytes(peak)
         );
     }
     let acc: Vec<&Record> = records
