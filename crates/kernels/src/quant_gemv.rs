@@ -4,9 +4,10 @@
 //! AVX2 machine (a decode step is bound at ~20 GB/s), and its prefill path is 4x slower
 //! than f32. A decode step here quantises its few activation rows once (blocks of 32
 //! for q8_0, of 256 with per-32 sums for q4_k) and streams each weight row once with
-//! every core through [`crate::x86`]'s block dot products. A prompt chunk (more rows,
-//! bound by arithmetic) dequantises a tile of weight rows at a time with candle's own
-//! block decoders and multiplies in f32.
+//! every core through [`crate::x86`]'s block dot products ([`crate::avx512`]'s with
+//! AVX512-VNNI). A prompt chunk (more rows, bound by arithmetic) dequantises weight rows
+//! with candle's own block decoders and multiplies through [`crate::bf16_gemm`] on
+//! AVX512-BF16 CPUs, in f32 tiles elsewhere.
 
 use candle_core::quantized::k_quants::{BlockQ4K, BlockQ8_0, GgmlType};
 use candle_core::quantized::{GgmlDType, QTensor};
