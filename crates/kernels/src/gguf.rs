@@ -25,9 +25,9 @@ pub fn is_gguf(path: &Path) -> bool {
 }
 
 /// The storage types llama.cpp's quantisation presets write (a `Q4_K_M` file keeps its
-/// head and some `ffn_down`/`attn_v` in q6_k, a `Q5_K_M` mixes q5_k and q6_k): q8_0
-/// and q4_k go through this crate's kernels, the others through candle's. q8_1 and q8_k
-/// are activation formats that no weight file uses.
+/// head and some `ffn_down`/`attn_v` in q6_k, a `Q5_K_M` mixes q5_k and q6_k): q8_0,
+/// q4_k and q6_k go through this crate's kernels, the others through candle's. q8_1 and
+/// q8_k are activation formats that no weight file uses.
 const SUPPORTED: [GgmlDType; 13] = [
     GgmlDType::F32,
     GgmlDType::F16,

@@ -1,4 +1,4 @@
-//! Products with q8_0 and q4_k weights on x86 CPUs with AVX2.
+//! Products with q8_0, q4_k and q6_k weights on x86 CPUs with AVX2.
 //!
 //! candle 0.11's quantised CPU matmul reaches about 3 GB/s of weights on this 2-core
 //! AVX2 machine (a decode step is bound at ~20 GB/s), and its prefill path is 4x slower
@@ -9,7 +9,7 @@
 //! with candle's own block decoders and multiplies through [`crate::bf16_gemm`] on
 //! AVX512-BF16 CPUs, in f32 tiles elsewhere.
 
-use candle_core::quantized::k_quants::{BlockQ4K, BlockQ8_0, GgmlType};
+use candle_core::quantized::k_quants::{BlockQ4K, BlockQ6K, BlockQ8_0, GgmlType};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Result, Tensor};
 use rayon::prelude::*;
@@ -57,8 +57,8 @@ fn quantise(x: &[f32], layout: Layout) -> Quantised {
                 let inv = if d != 0.0 { 1.0 / d } else { 0.0 };
                 (half::f16::from_f32(d).to_f32(), inv)
             }
-            Layout::Q4K if amax == 0.0 => (0.0, 0.0),
-            Layout::Q4K => {
+            Layout::Q4K | Layout::Q6K if amax == 0.0 => (0.0, 0.0),
+            Layout::Q4K | Layout::Q6K => {
                 let inv = 127.0 / amax;
                 (1.0 / inv, inv)
             }
@@ -80,6 +80,8 @@ fn quantise(x: &[f32], layout: Layout) -> Quantised {
 enum Layout {
     Q8_0,
     Q4K,
+    /// The head and some `ffn_down` / `attn_v` of llama.cpp's `Q4_K_M` files.
+    Q6K,
 }
 
 impl Layout {
@@ -87,6 +89,7 @@ impl Layout {
         match q.dtype() {
             GgmlDType::Q8_0 => Some(Self::Q8_0),
             GgmlDType::Q4K => Some(Self::Q4K),
+            GgmlDType::Q6K => Some(Self::Q6K),
             _ => None,
         }
     }
@@ -96,6 +99,7 @@ impl Layout {
         match self {
             Self::Q8_0 => (32, 34),
             Self::Q4K => (256, 144),
+            Self::Q6K => (256, 210),
         }
     }
 }
@@ -154,6 +158,7 @@ fn dot(layout: Layout, wide: bool, w: &[u8], a: &Quantised) -> f32 {
             (Layout::Q4K, true) => avx512::dot_q4_k(w, &a.scales, &a.bytes, &a.sums),
             (Layout::Q8_0, false) => x86::dot_q8_0(w, &a.scales, &a.bytes),
             (Layout::Q4K, false) => x86::dot_q4_k(w, &a.scales, &a.bytes, &a.sums),
+            (Layout::Q6K, _) => x86::dot_q6_k(w, &a.scales, &a.bytes),
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -225,6 +230,13 @@ fn decode_row(layout: Layout, bytes: &[u8], out: &mut [f32]) {
                 );
                 BlockQ4K::to_float(blocks, out)
             }
+            Layout::Q6K => {
+                let blocks = std::slice::from_raw_parts(
+                    bytes.as_ptr() as *const BlockQ6K,
+                    bytes.len() / 210,
+                );
+                BlockQ6K::to_float(blocks, out)
+            }
         }
     }
 }
@@ -261,7 +273,7 @@ mod tests {
         }
         let (n, k) = (BLOCK * 3 + 5, 512);
         let w = matrix(n, k, f32::sin, 0.37);
-        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4K] {
+        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4K, GgmlDType::Q6K] {
             let q = QTensor::quantize(&w, dtype).unwrap();
             let wf = q.dequantize(&Device::Cpu).unwrap();
             let bf16 = |t: &Tensor| {
@@ -298,7 +310,7 @@ mod tests {
         }
         let (n, k) = (70, 1024);
         let w = matrix(n, k, f32::sin, 0.37);
-        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4K] {
+        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4K, GgmlDType::Q6K] {
             let q = std::sync::Arc::new(QTensor::quantize(&w, dtype).unwrap());
             let candle = QMatMul::from_arc(q.clone()).unwrap();
             for m in 1..=QUANT_GEMV_MAX_ROWS {

@@ -181,6 +181,67 @@ pub unsafe fn dot_q4_k(w: &[u8], xd: &[f32], xq: &[i8], xsums: &[i32]) -> f32 {
     hsum(acc) - mins
 }
 
+/// One row of q6_k super-blocks (210 bytes: 128 bytes of low nibbles, 64 of high bit
+/// pairs, 16 signed 8-bit scales of 16 values each, f16 d) against activations quantised
+/// to blocks of 256 as for q4_k (`xd` one scale per block, `xq` the bytes): ggml's
+/// `ggml_vec_dot_q6_K_q8_K`, the stored 0..63 taken as unsigned bytes and the offset of
+/// 32 subtracted as `maddubs(32, x)`.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `w.len() == 210 * xd.len()`, `xq.len() == 256 *
+/// xd.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q6_k(w: &[u8], xd: &[f32], xq: &[i8]) -> f32 {
+    debug_assert!(w.len() == 210 * xd.len() && xq.len() == 256 * xd.len());
+    let (low4, low2) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(0x03));
+    let m32 = _mm256_set1_epi8(32);
+    let mut acc = _mm256_setzero_ps();
+    for (b, &dx) in xd.iter().enumerate() {
+        let blk = w.as_ptr().add(210 * b);
+        let d = f16_at(w, 210 * b + 208) * dx;
+        let scales = std::slice::from_raw_parts(blk.add(192) as *const i8, 16);
+        let xs = xq.as_ptr().add(256 * b);
+        let mut sumi = _mm256_setzero_si256();
+        // Two halves of 128 values; in each, group g of 32 values takes the low nibbles
+        // of `ql`'s first (g = 0) or second (g = 1) 32 bytes, or their high nibbles
+        // (g = 2, 3), and bit pair g of the half's 32 `qh` bytes.
+        for j in 0..2 {
+            let qh = _mm256_loadu_si256(blk.add(128 + 32 * j) as *const __m256i);
+            let ql1 = _mm256_loadu_si256(blk.add(64 * j) as *const __m256i);
+            let ql2 = _mm256_loadu_si256(blk.add(64 * j + 32) as *const __m256i);
+            let high = |shift: i32| -> __m256i {
+                let bits = match shift {
+                    0 => qh,
+                    2 => _mm256_srli_epi16(qh, 2),
+                    4 => _mm256_srli_epi16(qh, 4),
+                    _ => _mm256_srli_epi16(qh, 6),
+                };
+                _mm256_slli_epi16(_mm256_and_si256(bits, low2), 4)
+            };
+            let q = [
+                _mm256_or_si256(_mm256_and_si256(ql1, low4), high(0)),
+                _mm256_or_si256(_mm256_and_si256(ql2, low4), high(2)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), high(4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql2, 4), low4), high(6)),
+            ];
+            for (g, q) in q.into_iter().enumerate() {
+                let x = _mm256_loadu_si256(xs.add(128 * j + 32 * g) as *const __m256i);
+                let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, x), _mm256_maddubs_epi16(m32, x));
+                // 16 pair sums: the first 8 cover scale 2g of this half, the rest 2g + 1.
+                let s = 8 * j + 2 * g;
+                let sc = _mm256_set_m128i(
+                    _mm_set1_epi16(scales[s + 1] as i16),
+                    _mm_set1_epi16(scales[s] as i16),
+                );
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(sc, p));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum(acc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
