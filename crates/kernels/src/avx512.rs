@@ -154,6 +154,99 @@ pub unsafe fn dot_q4_k(w: &[u8], xd: &[f32], xq: &[i8], xsums: &[i32]) -> f32 {
     _mm512_reduce_add_ps(acc) - mins
 }
 
+/// Whether [`to_bf16`], [`q8_0_to_bf16`] and [`q4_k_to_bf16`] run on this CPU.
+pub fn has_bf16_convert() -> bool {
+    has_bf16() && has_vnni()
+}
+
+/// `src` rounded to bf16 (to nearest even, as `half::bf16::from_f32`), 32 at a time.
+///
+/// # Safety
+/// The CPU must pass [`has_bf16_convert`]; `dst.len() == src.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+pub unsafe fn to_bf16(src: &[f32], dst: &mut [half::bf16]) {
+    debug_assert_eq!(src.len(), dst.len());
+    let n = src.len() / 32 * 32;
+    for i in (0..n).step_by(32) {
+        let (lo, hi) = (
+            _mm512_loadu_ps(src.as_ptr().add(i)),
+            _mm512_loadu_ps(src.as_ptr().add(i + 16)),
+        );
+        store_bf16(dst.as_mut_ptr().add(i), _mm512_cvtne2ps_pbh(hi, lo));
+    }
+    for (d, s) in dst[n..].iter_mut().zip(&src[n..]) {
+        *d = half::bf16::from_f32(*s);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn store_bf16(dst: *mut half::bf16, v: __m512bh) {
+    _mm512_storeu_si512(dst as *mut _, std::mem::transmute::<__m512bh, __m512i>(v));
+}
+
+/// Rows of q8_0 blocks as bf16: candle's `BlockQ8_0::to_float` (`d * q`), rounded.
+///
+/// # Safety
+/// The CPU must pass [`has_bf16_convert`]; `w` is whole blocks and `out.len() == 32 *
+/// w.len() / 34`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512bf16,avx2,fma,f16c")]
+pub unsafe fn q8_0_to_bf16(w: &[u8], out: &mut [half::bf16]) {
+    debug_assert_eq!(out.len() * 34, w.len() * 32);
+    for b in 0..w.len() / 34 {
+        let d = _mm512_set1_ps(crate::x86::f16_at(w, 34 * b));
+        let q = _mm256_loadu_si256(w.as_ptr().add(34 * b + 2) as *const __m256i);
+        let lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q)));
+        let hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1)));
+        let v = _mm512_cvtne2ps_pbh(_mm512_mul_ps(d, hi), _mm512_mul_ps(d, lo));
+        store_bf16(out.as_mut_ptr().add(32 * b), v);
+    }
+}
+
+/// Rows of q4_k super-blocks as bf16: candle's `BlockQ4K::to_float` (`d * scale * q -
+/// dmin * min` per sub-block of 32), rounded.
+///
+/// # Safety
+/// The CPU must pass [`has_bf16_convert`]; `w` is whole super-blocks and `out.len() ==
+/// 256 * w.len() / 144`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512bf16,avx2,fma,f16c")]
+pub unsafe fn q4_k_to_bf16(w: &[u8], out: &mut [half::bf16]) {
+    debug_assert_eq!(out.len() * 144, w.len() * 256);
+    let low = _mm256_set1_epi8(0x0F);
+    for b in 0..w.len() / 144 {
+        let blk = &w[144 * b..144 * (b + 1)];
+        let (d, dmin) = (crate::x86::f16_at(blk, 0), crate::x86::f16_at(blk, 2));
+        let (sc, mn) = crate::x86::q4k_scales_mins(&blk[4..16]);
+        for j in 0..4 {
+            let q = _mm256_loadu_si256(blk.as_ptr().add(16 + 32 * j) as *const __m256i);
+            let halves = [
+                _mm256_and_si256(q, low),
+                _mm256_and_si256(_mm256_srli_epi16(q, 4), low),
+            ];
+            for (h, nib) in halves.into_iter().enumerate() {
+                let s = 2 * j + h;
+                let scale = _mm512_set1_ps(d * sc[s] as f32);
+                let min = _mm512_set1_ps(dmin * mn[s] as f32);
+                let value = |v: __m128i| {
+                    _mm512_sub_ps(
+                        _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v))),
+                        min,
+                    )
+                };
+                let lo = value(_mm256_castsi256_si128(nib));
+                let hi = value(_mm256_extracti128_si256(nib, 1));
+                store_bf16(
+                    out.as_mut_ptr().add(256 * b + 64 * j + 32 * h),
+                    _mm512_cvtne2ps_pbh(hi, lo),
+                );
+            }
+        }
+    }
+}
+
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
@@ -224,6 +317,44 @@ mod tests {
                 "q4_k k {k}: {got} {want}"
             );
         }
+    }
+
+    #[test]
+    fn block_rows_widen_to_candles_values_rounded_to_bf16() {
+        if !has_bf16_convert() {
+            return;
+        }
+        let k = 768;
+        let w = Tensor::from_vec(values(4 * k, 5), (4, k), &Device::Cpu).unwrap();
+        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4K] {
+            let q = QTensor::quantize(&w, dtype).unwrap();
+            let want: Vec<half::bf16> = q
+                .dequantize(&Device::Cpu)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .map(|&v| half::bf16::from_f32(v))
+                .collect();
+            let mut got = vec![half::bf16::ZERO; 4 * k];
+            let data = q.data().unwrap();
+            // SAFETY: checked above; whole blocks, 4 rows of k values.
+            unsafe {
+                match dtype {
+                    GgmlDType::Q8_0 => q8_0_to_bf16(&data, &mut got),
+                    _ => q4_k_to_bf16(&data, &mut got),
+                }
+            }
+            assert_eq!(got, want, "{dtype:?}");
+        }
+        let src = values(100, 11);
+        let mut got = vec![half::bf16::ZERO; 100];
+        // SAFETY: checked above; equal lengths.
+        unsafe { to_bf16(&src, &mut got) };
+        let want: Vec<half::bf16> = src.iter().map(|&v| half::bf16::from_f32(v)).collect();
+        assert_eq!(got, want);
     }
 
     #[test]

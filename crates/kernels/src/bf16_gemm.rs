@@ -64,16 +64,25 @@ pub fn bf16_matmul_t(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     Ok(Some(Tensor::from_vec(y, (m, n), x.device())?))
 }
 
-/// A bf16 pair as one word: `lo` in the low half, as `vdpbf16ps` reads it.
-#[inline(always)]
-fn pair(lo: bf16, hi: bf16) -> u32 {
-    lo.to_bits() as u32 | (hi.to_bits() as u32) << 16
-}
-
 /// `x` (even length) rounded to bf16, as pairs: `out[p] = (x[2p], x[2p + 1])`.
 pub(crate) fn round_pairs(x: &[f32], out: &mut [u32]) {
-    for (o, p) in out.iter_mut().zip(x.chunks_exact(2)) {
-        *o = pair(bf16::from_f32(p[0]), bf16::from_f32(p[1]));
+    assert_eq!(x.len(), 2 * out.len());
+    // SAFETY: a pair word is two bf16 in memory order (low half first, little-endian),
+    // so the words are the bf16 array of `x`'s length.
+    let halves = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut bf16, x.len()) };
+    round(x, halves, crate::avx512::has_bf16_convert());
+}
+
+/// `src` rounded to bf16 (to nearest even) into `dst`; `fast` where the CPU passed
+/// [`crate::avx512::has_bf16_convert`].
+pub(crate) fn round(src: &[f32], dst: &mut [bf16], fast: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if fast {
+        // SAFETY: `fast` means the CPU has the features; equal lengths.
+        return unsafe { crate::avx512::to_bf16(src, dst) };
+    }
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = bf16::from_f32(*s);
     }
 }
 
@@ -144,8 +153,11 @@ fn pack(w: &[bf16], k: usize, width: usize) -> Vec<u32> {
     let kp = k / 2;
     let mut packed = vec![0u32; kp * NR];
     for (c, row) in w.chunks_exact(k).take(width).enumerate() {
-        for (p, two) in row.chunks_exact(2).enumerate() {
-            packed[p * NR + c] = pair(two[0], two[1]);
+        // SAFETY: `row` holds `2 * kp` bf16, read as `kp` (unaligned) pair words in
+        // memory order, which is `pair`'s order.
+        let words = row.as_ptr() as *const u32;
+        for p in 0..kp {
+            packed[p * NR + c] = unsafe { words.add(p).read_unaligned() };
         }
     }
     packed

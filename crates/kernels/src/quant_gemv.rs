@@ -176,19 +176,10 @@ fn prefill(data: &[u8], layout: Layout, x: &Tensor, (n, k): (usize, usize)) -> R
     if bf16_gemm::available() && k % 2 == 0 {
         let (m, _) = x.dims2()?;
         let xs = x.flatten_all()?.to_vec1::<f32>()?;
+        let fast = avx512::has_bf16_convert();
         let y = bf16_gemm::gemm_t(&xs, (m, k, n), |start, out| {
-            let mut f = vec![0f32; k];
-            for (r, o) in out.chunks_exact_mut(k).enumerate() {
-                let row = start + r;
-                decode_row(
-                    layout,
-                    &data[row * row_bytes..(row + 1) * row_bytes],
-                    &mut f,
-                );
-                for (o, v) in o.iter_mut().zip(&f) {
-                    *o = half::bf16::from_f32(*v);
-                }
-            }
+            let rows = &data[start * row_bytes..start * row_bytes + out.len() / k * row_bytes];
+            rows_to_bf16(layout, fast, rows, k, out)
         });
         return Tensor::from_vec(y, (m, n), x.device());
     }
@@ -207,6 +198,31 @@ fn prefill(data: &[u8], layout: Layout, x: &Tensor, (n, k): (usize, usize)) -> R
         })
         .collect::<Result<Vec<_>>>()?;
     Tensor::cat(&parts, 1)
+}
+
+/// Rows of blocks as bf16: candle's decoded values, rounded to nearest even; `fast`
+/// where the CPU passed [`avx512::has_bf16_convert`] (q8_0 and q4_k decoded and rounded
+/// 32 values an instruction instead of one at a time: the decoding, not the product,
+/// bounded a 128-token prefill).
+fn rows_to_bf16(layout: Layout, fast: bool, rows: &[u8], k: usize, out: &mut [half::bf16]) {
+    #[cfg(target_arch = "x86_64")]
+    if fast {
+        // SAFETY: `fast` means the CPU has the features; `rows` is whole rows of blocks
+        // and `out` holds their values.
+        unsafe {
+            match layout {
+                Layout::Q8_0 => return avx512::q8_0_to_bf16(rows, out),
+                Layout::Q4K => return avx512::q4_k_to_bf16(rows, out),
+                Layout::Q6K => {}
+            }
+        }
+    }
+    let row_bytes = rows.len() / (out.len() / k);
+    let mut f = vec![0f32; k];
+    for (o, bytes) in out.chunks_exact_mut(k).zip(rows.chunks_exact(row_bytes)) {
+        decode_row(layout, bytes, &mut f);
+        bf16_gemm::round(&f, o, fast);
+    }
 }
 
 /// One row of blocks as f32, with candle's decoders.
