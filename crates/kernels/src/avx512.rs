@@ -119,20 +119,30 @@ pub unsafe fn dot_q4_k(w: &[u8], xd: &[f32], xq: &[i8], xsums: &[i32]) -> f32 {
     // Two 256-bit halves as one register.
     let join = |a: __m256i, b: __m256i| _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
     let load = |p: *const i8| _mm256_loadu_si256(p as *const __m256i);
+    // Which of the 8 sub-block scales each 16-bit lane of a pass multiplies: lanes 0-15
+    // cover one sub-block, 16-31 another (see the loop). Set once, permuted per block.
+    let lanes = |a: i16, b: i16| join(_mm256_set1_epi16(a), _mm256_set1_epi16(b));
+    let pick = [[lanes(0, 2), lanes(1, 3)], [lanes(4, 6), lanes(5, 7)]];
     let mut acc = _mm512_setzero_ps();
-    let mut mins = 0f32;
+    let mut acc_min = _mm256_setzero_ps();
     for (b, &dx) in xd.iter().enumerate() {
         let blk = &w[144 * b..144 * (b + 1)];
         let d = crate::x86::f16_at(blk, 0) * dx;
         let dmin = crate::x86::f16_at(blk, 2) * dx;
         let (sc, mn) = crate::x86::q4k_scales_mins(&blk[4..16]);
-        let sums = &xsums[8 * b..8 * b + 8];
-        let summ: i32 = mn.iter().zip(sums).map(|(&m, &s)| m as i32 * s).sum();
+        let sc16 = _mm512_cvtepu8_epi16(_mm256_zextsi128_si256(_mm_loadl_epi64(
+            sc.as_ptr() as *const __m128i
+        )));
+        // Σ min × (sum of its 32 activations), eight sub-blocks at once.
+        let mn32 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(mn.as_ptr() as *const __m128i));
+        let sums = _mm256_loadu_si256(xsums.as_ptr().add(8 * b) as *const __m256i);
+        let summ = _mm256_cvtepi32_ps(_mm256_mullo_epi32(mn32, sums));
+        acc_min = _mm256_fmadd_ps(_mm256_set1_ps(dmin), summ, acc_min);
         let (qs, xs) = (blk.as_ptr().add(16), xq.as_ptr().add(256 * b));
         let mut sumi = _mm512_setzero_si512();
         // Nibble bytes 64h..64h+64 hold sub-blocks 4h, 4h+2 (low nibbles) and 4h+1,
         // 4h+3 (high nibbles), each against its own 32 activations.
-        for h in 0..2 {
+        for (h, pick) in pick.iter().enumerate() {
             let q = _mm512_loadu_si512(qs.add(64 * h) as *const _);
             let lo = _mm512_and_si512(q, low);
             let hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low);
@@ -141,17 +151,14 @@ pub unsafe fn dot_q4_k(w: &[u8], xd: &[f32], xq: &[i8], xsums: &[i32]) -> f32 {
                 join(load(x), load(x.add(64))),
                 join(load(x.add(32)), load(x.add(96))),
             );
-            let scale =
-                |s0: u8, s1: u8| join(_mm256_set1_epi16(s0 as i16), _mm256_set1_epi16(s1 as i16));
-            let s_lo = scale(sc[4 * h], sc[4 * h + 2]);
-            let s_hi = scale(sc[4 * h + 1], sc[4 * h + 3]);
+            let s_lo = _mm512_permutexvar_epi16(pick[0], sc16);
+            let s_hi = _mm512_permutexvar_epi16(pick[1], sc16);
             sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(lo, x_lo), s_lo);
             sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(hi, x_hi), s_hi);
         }
         acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
-        mins += dmin * summ as f32;
     }
-    _mm512_reduce_add_ps(acc) - mins
+    _mm512_reduce_add_ps(acc) - crate::x86::hsum(acc_min)
 }
 
 /// Whether [`to_bf16`], [`q8_0_to_bf16`] and [`q4_k_to_bf16`] run on this CPU.
