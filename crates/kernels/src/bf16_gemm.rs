@@ -229,24 +229,10 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use crate::test_util::{matrix, relative_error};
 
     fn data(rows: usize, cols: usize, step: f32) -> Tensor {
-        let v: Vec<f32> = (0..rows * cols).map(|i| (i as f32 * step).sin()).collect();
-        Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
-    }
-
-    /// max |got - want| / max |want|.
-    fn relative_error(got: &Tensor, want: &Tensor) -> f32 {
-        let max = |t: Tensor| {
-            t.abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
-        max((got - want).unwrap()) / max(want.clone())
+        matrix(rows, cols, f32::sin, step)
     }
 
     #[test]

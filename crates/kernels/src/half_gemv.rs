@@ -4,11 +4,11 @@
 //! to f16 too. A decode step is bound by reading the weights, so [`HalfGemv`] streams
 //! the 16-bit rows once with every core and widens each in L1 before its dot products:
 //! half the bytes of f32 for the same arithmetic (bf16 rows on AVX512-BF16 are dotted
-//! without widening, against the activations rounded to bf16). Longer inputs are compute-bound: bf16
-//! weights go through [`crate::bf16_gemm`] where the CPU has AVX512-BF16 (twice the
-//! multiply-adds per instruction); elsewhere, and for f16, a tile of rows at a time is
-//! widened and handed to candle's f32 matmul, so a prefill costs what f32 costs plus one
-//! widening pass per tile.
+//! without widening, against the activations rounded to bf16). Longer inputs are
+//! compute-bound: bf16 weights go through [`crate::bf16_gemm`] where the CPU has
+//! AVX512-BF16 (twice the multiply-adds per instruction); elsewhere, and for f16, a tile
+//! of rows at a time is widened and handed to candle's f32 matmul, so a prefill costs
+//! what f32 costs plus one widening pass per tile.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};

@@ -19,6 +19,8 @@ mod matrix;
 mod mul_add;
 mod quant_gemv;
 mod simd;
+#[cfg(test)]
+mod test_util;
 mod transpose;
 mod weight_dtype;
 mod weights;

@@ -260,27 +260,9 @@ fn decode_row(layout: Layout, bytes: &[u8], out: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{matrix, relative_error};
     use candle_core::quantized::QMatMul;
     use candle_core::{DType, Device, Module};
-
-    /// A `(rows, cols)` matrix of smooth values from `f(i)`.
-    fn matrix(rows: usize, cols: usize, f: fn(f32) -> f32, step: f32) -> Tensor {
-        let v: Vec<f32> = (0..rows * cols).map(|i| f(i as f32 * step)).collect();
-        Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
-    }
-
-    /// max |got - want| / max |want|.
-    fn relative_error(got: &Tensor, want: &Tensor) -> f32 {
-        let max = |t: Tensor| {
-            t.abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
-        max((got - want).unwrap()) / max(want.clone())
-    }
 
     #[test]
     fn decode_and_prefill_products_match_the_dequantised_weights() {
