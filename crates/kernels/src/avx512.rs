@@ -124,7 +124,7 @@ pub unsafe fn dot_q4_k(w: &[u8], xd: &[f32], xq: &[i8], xsums: &[i32]) -> f32 {
     let lanes = |a: i16, b: i16| join(_mm256_set1_epi16(a), _mm256_set1_epi16(b));
     let pick = [[lanes(0, 2), lanes(1, 3)], [lanes(4, 6), lanes(5, 7)]];
     let mut acc = _mm512_setzero_ps();
-    let mut acc_min = _mm256_setzero_ps();
+    let mut mins = 0f32;
     for (b, &dx) in xd.iter().enumerate() {
         let blk = &w[144 * b..144 * (b + 1)];
         let d = crate::x86::f16_at(blk, 0) * dx;
@@ -133,11 +133,12 @@ pub unsafe fn dot_q4_k(w: &[u8], xd: &[f32], xq: &[i8], xsums: &[i32]) -> f32 {
         let sc16 = _mm512_cvtepu8_epi16(_mm256_zextsi128_si256(_mm_loadl_epi64(
             sc.as_ptr() as *const __m128i
         )));
-        // Σ min × (sum of its 32 activations), eight sub-blocks at once.
-        let mn32 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(mn.as_ptr() as *const __m128i));
-        let sums = _mm256_loadu_si256(xsums.as_ptr().add(8 * b) as *const __m256i);
-        let summ = _mm256_cvtepi32_ps(_mm256_mullo_epi32(mn32, sums));
-        acc_min = _mm256_fmadd_ps(_mm256_set1_ps(dmin), summ, acc_min);
+        // Σ min × (sum of its 32 activations), exact in integers as in the AVX2 kernel
+        // (a float sum in another order moved logits of the peer test by 7e-2 through
+        // the 8-bit rounding of a later layer's activations).
+        let sums = &xsums[8 * b..8 * b + 8];
+        let summ: i32 = mn.iter().zip(sums).map(|(&m, &s)| m as i32 * s).sum();
+        mins += dmin * summ as f32;
         let (qs, xs) = (blk.as_ptr().add(16), xq.as_ptr().add(256 * b));
         let mut sumi = _mm512_setzero_si512();
         // Nibble bytes 64h..64h+64 hold sub-blocks 4h, 4h+2 (low nibbles) and 4h+1,
@@ -158,7 +159,7 @@ pub unsafe fn dot_q4_k(w: &[u8], xd: &[f32], xq: &[i8], xsums: &[i32]) -> f32 {
         }
         acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
     }
-    _mm512_reduce_add_ps(acc) - crate::x86::hsum(acc_min)
+    _mm512_reduce_add_ps(acc) - mins
 }
 
 /// Whether [`to_bf16`], [`q8_0_to_bf16`] and [`q4_k_to_bf16`] run on this CPU.
