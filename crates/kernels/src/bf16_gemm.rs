@@ -95,13 +95,21 @@ fn matmul_t(x: &[f32], w: &[bf16], (m, k, n): (usize, usize, usize)) -> Vec<f32>
 
 /// `x [M, K] @ wᵀ` for weights `w [N, K]` that `rows(start, out)` writes as bf16, a
 /// panel of `out.len() / K` rows from row `start` at a time (so block-quantised weights
-/// are decoded a panel at a time, in cache, never whole). Callers checked
-/// [`available`] and that K is even.
+/// are decoded a panel at a time, in cache, never whole).
+///
+/// # Panics
+/// Where the CPU lacks AVX512-BF16 ([`available`]) or K is odd: callers check both.
 pub(crate) fn gemm_t(
     x: &[f32],
     (m, k, n): (usize, usize, usize),
     rows: impl Fn(usize, &mut [bf16]) + Sync,
 ) -> Vec<f32> {
+    // The micro-kernel's instructions would fault without the features.
+    assert!(
+        available() && k % 2 == 0,
+        "bf16 GEMM without AVX512-BF16 or with odd K {k}"
+    );
+    assert_eq!(x.len(), m * k, "bf16 GEMM: x is not [{m}, {k}]");
     let kp = k / 2;
     let mut xb = vec![0u32; m * kp];
     xb.par_chunks_mut(kp)
@@ -118,7 +126,7 @@ pub(crate) fn gemm_t(
         let mut tile = [0f32; MR * NR];
         for m0 in (0..m).step_by(MR) {
             let rows = MR.min(m - m0);
-            // SAFETY: `available()` was checked by the caller; `xb` holds `rows` rows of
+            // SAFETY: `available()` was asserted above; `xb` holds `rows` rows of
             // `kp` words from `m0`, and `packed` `kp` panels of NR words.
             unsafe { micro(rows, &xb[m0 * kp..(m0 + rows) * kp], kp, &packed, &mut tile) };
             for r in 0..rows {
@@ -136,7 +144,7 @@ pub(crate) fn gemm_t(
 
 /// The output buffer, written by disjoint column panels from several threads.
 struct SharedOut(*mut f32);
-// SAFETY: the panels write disjoint elements (see `matmul_t`).
+// SAFETY: the panels write disjoint elements (see `gemm_t`).
 unsafe impl Sync for SharedOut {}
 unsafe impl Send for SharedOut {}
 
