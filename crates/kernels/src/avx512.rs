@@ -6,7 +6,8 @@
 //!
 //! Each function computes what its `x86` counterpart computes, from the same inputs
 //! (bf16 products take the activations as bf16 pairs, as the prefill does); callers
-//! check [`has_vnni`] / [`has_bf16`] first.
+//! check [`has_vnni`] / [`has_bf16`] first. Also here: block rows decoded straight to
+//! bf16 for [`crate::bf16_gemm`] ([`has_bf16_convert`]), candle's values rounded.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
