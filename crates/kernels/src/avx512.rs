@@ -128,18 +128,11 @@ pub unsafe fn dot_q4_k(w: &[u8], xd: &[f32], xq: &[i8], xsums: &[i32]) -> f32 {
     let mut mins = 0f32;
     for (b, &dx) in xd.iter().enumerate() {
         let blk = &w[144 * b..144 * (b + 1)];
-        let d = crate::x86::f16_at(blk, 0) * dx;
-        let dmin = crate::x86::f16_at(blk, 2) * dx;
-        let (sc, mn) = crate::x86::q4k_scales_mins(&blk[4..16]);
+        let (d, sc, min) = crate::x86::q4k_block(blk, dx, &xsums[8 * b..8 * b + 8]);
+        mins += min;
         let sc16 = _mm512_cvtepu8_epi16(_mm256_zextsi128_si256(_mm_loadl_epi64(
             sc.as_ptr() as *const __m128i
         )));
-        // Σ min × (sum of its 32 activations), exact in integers as in the AVX2 kernel
-        // (a float sum in another order moved logits of the peer test by 7e-2 through
-        // the 8-bit rounding of a later layer's activations).
-        let sums = &xsums[8 * b..8 * b + 8];
-        let summ: i32 = mn.iter().zip(sums).map(|(&m, &s)| m as i32 * s).sum();
-        mins += dmin * summ as f32;
         let (qs, xs) = (blk.as_ptr().add(16), xq.as_ptr().add(256 * b));
         let mut sumi = _mm512_setzero_si512();
         // Nibble bytes 64h..64h+64 hold sub-blocks 4h, 4h+2 (low nibbles) and 4h+1,

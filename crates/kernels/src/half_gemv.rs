@@ -100,24 +100,35 @@ fn f16_rows_body<F: MulAdd>(x: &[f32], w: &[f16], k: usize, m: usize, out: &mut 
 crate::dispatch!(fn bf16_rows(x: &[f32], w: &[bf16], k: usize, m: usize, out: &mut [f32]) => bf16_rows_body::<MulAdd>);
 crate::dispatch!(fn f16_rows(x: &[f32], w: &[f16], k: usize, m: usize, out: &mut [f32]) => f16_rows_body::<MulAdd>);
 
-/// [`gemv_t`]'s rows through [`x86::dot_16bit`] (K a multiple of 16).
-fn x86_rows<H: Half + Bits>(x: &[f32], w: &[H], k: usize, m: usize, out: &mut [f32]) {
+/// `out[j*m + i] = dot(w[j] as bits, row i of x)` for the weight rows `w` (length K)
+/// that `out` covers, `x` holding `m` rows of activations in the kernel's format.
+#[inline(always)]
+fn dot_rows<A, H: Half>(
+    x: &[A],
+    w: &[H],
+    (k, m): (usize, usize),
+    out: &mut [f32],
+    dot: impl Fn(&[u16], &[A]) -> f32,
+) {
+    let row = x.len() / m;
     for (wr, o) in w.chunks_exact(k).zip(out.chunks_exact_mut(m)) {
         // SAFETY: `Half` types are 16-bit floats, laid out as u16.
         let bits = unsafe { std::slice::from_raw_parts(wr.as_ptr() as *const u16, k) };
-        for (i, o) in o.iter_mut().enumerate() {
-            #[cfg(target_arch = "x86_64")]
-            {
-                // SAFETY: callers checked `x86::available()` and K % 16 == 0.
-                *o = unsafe { x86::dot_16bit(bits, &x[i * k..(i + 1) * k], H::BF16) };
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            {
-                let _ = (bits, i, o);
-                unreachable!()
-            }
+        for (o, xr) in o.iter_mut().zip(x.chunks_exact(row)) {
+            *o = dot(bits, xr);
         }
     }
+}
+
+/// [`gemv_t`]'s rows through [`x86::dot_16bit`] (K a multiple of 16).
+fn x86_rows<H: Half + Bits>(x: &[f32], w: &[H], k: usize, m: usize, out: &mut [f32]) {
+    dot_rows(x, w, (k, m), out, |bits, xr| {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: callers checked `x86::available()` and K % 16 == 0.
+        return unsafe { x86::dot_16bit(bits, xr, H::BF16) };
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("x86::available() is false elsewhere: {bits:?} {xr:?}")
+    })
 }
 
 /// Which 16-bit format a [`Half`] is.
@@ -135,23 +146,13 @@ impl Bits for f16 {
 
 /// [`gemv_t`]'s rows through [`avx512::dot_bf16`], with `x` as bf16 pairs `[M, K/2]`.
 fn bf16_pair_rows(x: &[u32], w: &[bf16], k: usize, m: usize, out: &mut [f32]) {
-    let kp = k / 2;
-    for (wr, o) in w.chunks_exact(k).zip(out.chunks_exact_mut(m)) {
-        // SAFETY: bf16 is laid out as u16.
-        let bits = unsafe { std::slice::from_raw_parts(wr.as_ptr() as *const u16, k) };
-        for (i, o) in o.iter_mut().enumerate() {
-            #[cfg(target_arch = "x86_64")]
-            {
-                // SAFETY: callers checked `avx512::has_bf16()`; K is even.
-                *o = unsafe { avx512::dot_bf16(bits, &x[i * kp..(i + 1) * kp]) };
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            {
-                let _ = (bits, i, o);
-                unreachable!()
-            }
-        }
-    }
+    dot_rows(x, w, (k, m), out, |bits, xr| {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: callers checked `avx512::has_bf16()`; K is even.
+        return unsafe { avx512::dot_bf16(bits, xr) };
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("avx512::has_bf16() is false elsewhere: {bits:?} {xr:?}")
+    })
 }
 
 /// `yᵀ [N, M]` for activations `x` (`M` rows, f32 or bf16 pairs) and `w [N, K]`, row

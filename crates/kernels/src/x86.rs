@@ -136,6 +136,24 @@ pub fn q4k_scales_mins(q: &[u8]) -> ([u8; 8], [u8; 8]) {
     (scales, mins)
 }
 
+/// What a q4_k super-block's dot product needs besides its nibbles: `d` times the
+/// activations' scale `dx`, the eight sub-block scales, and the mins term `dmin * dx *
+/// Σ min × (sum of its 32 activations)`. The sum is exact in integers, so every kernel
+/// that uses this gets the same term (a float sum in another order moved the
+/// quantized_llama peer test's logits by 7e-2 through a later layer's 8-bit rounding).
+///
+/// # Safety
+/// The CPU must have F16C; `blk` is one 144-byte super-block, `sums` its 8 sums.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) unsafe fn q4k_block(blk: &[u8], dx: f32, sums: &[i32]) -> (f32, [u8; 8], f32) {
+    let (d, dmin) = (f16_at(blk, 0) * dx, f16_at(blk, 2) * dx);
+    let (sc, mn) = q4k_scales_mins(&blk[4..16]);
+    let summ: i32 = mn.iter().zip(sums).map(|(&m, &s)| m as i32 * s).sum();
+    (d, sc, dmin * summ as f32)
+}
+
 /// One row of q4_k super-blocks (144 bytes: f16 d, f16 dmin, 12 bytes of 6-bit scales
 /// and mins, 128 bytes of nibbles) against activations quantised to blocks of 256
 /// (`xd` one scale per block, `xq` the bytes, `xsums` the sum of each 32 of them).
@@ -153,10 +171,7 @@ pub unsafe fn dot_q4_k(w: &[u8], xd: &[f32], xq: &[i8], xsums: &[i32]) -> f32 {
     let mut mins = 0f32;
     for (b, &dx) in xd.iter().enumerate() {
         let blk = &w[144 * b..144 * (b + 1)];
-        let (d, dmin) = (f16_at(blk, 0) * dx, f16_at(blk, 2) * dx);
-        let (sc, mn) = q4k_scales_mins(&blk[4..16]);
-        let sums = &xsums[8 * b..8 * b + 8];
-        let summ: i32 = mn.iter().zip(sums).map(|(&m, &s)| m as i32 * s).sum();
+        let (d, sc, min) = q4k_block(blk, dx, &xsums[8 * b..8 * b + 8]);
         let (qs, xs) = (blk.as_ptr().add(16), xq.as_ptr().add(256 * b));
         let mut sumi = _mm256_setzero_si256();
         for j in 0..4 {
@@ -176,7 +191,7 @@ pub unsafe fn dot_q4_k(w: &[u8], xd: &[f32], xq: &[i8], xsums: &[i32]) -> f32 {
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        mins += dmin * summ as f32;
+        mins += min;
     }
     hsum(acc) - mins
 }
