@@ -187,6 +187,7 @@ pub trait Implementation: Sync {
     ) -> ModelInfo {
         ModelInfo {
             spec: spec.clone(),
+            version: None,
             arch: self.arch(),
             implementation: self.name().into(),
             description: self.description().into(),

@@ -14,6 +14,14 @@ pub struct Machine {
     /// amx-tile/bf16/int8/fp16; aarch64 neon, dotprod, fp16, bf16, i8mm, sve, sve2.
     pub cpu_features: Vec<String>,
     pub ram_bytes: u64,
+    /// Cores this process may run on: its CPU affinity and cgroup quota (a container's
+    /// `--cpus`, a Kubernetes limit, a Slurm allocation), which can be fewer than
+    /// `logical_cores`. Absent in files written before it was captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usable_cores: Option<usize>,
+    /// The cgroup's memory limit, where one is set below `ram_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_bytes: Option<u64>,
     pub os: String,
     pub kernel: String,
     pub hostname: String,
@@ -102,17 +110,122 @@ impl Machine {
             .map(|c| c.brand().trim().to_string())
             .filter(|b| !b.is_empty())
             .unwrap_or_else(|| "unknown".into());
+        let ram_bytes = sys.as_ref().map_or(0, |s| s.total_memory());
+        let memory_limit_bytes = sys
+            .as_ref()
+            .and_then(|s| s.cgroup_limits())
+            .map(|l| l.total_memory)
+            .filter(|&limit| limit > 0 && limit < ram_bytes);
         Self {
             cpu_model,
             physical_cores: System::physical_core_count().ok(),
             logical_cores: sys.as_ref().map_or(0, |s| s.cpus().len()),
             cpu_features: cpu_features(),
-            ram_bytes: sys.as_ref().map_or(0, |s| s.total_memory()),
+            ram_bytes,
+            usable_cores: std::thread::available_parallelism().ok().map(|n| n.get()),
+            memory_limit_bytes,
             os: System::long_os_version().unwrap_or_else(|_| "unknown".into()),
             kernel: System::kernel_version().unwrap_or_else(|_| "unknown".into()),
             hostname: System::host_name().unwrap_or_else(|_| "unknown".into()),
             arch: std::env::consts::ARCH.into(),
             roofline: None,
         }
+    }
+}
+
+/// What makes two captures the same machine for a benchmark: the CPU model and the
+/// extensions found, the cores and memory a run could use, the architecture. Host
+/// names, kernels and rooflines are left out: identical cloud instances are one kind
+/// of machine, and a roofline is a measurement, not the hardware.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MachineId {
+    pub cpu_model: String,
+    pub cores: usize,
+    /// Memory the run could use, in whole GiB (RAM, or a lower cgroup limit).
+    pub memory_gib: u64,
+    pub cpu_features: Vec<String>,
+    pub arch: String,
+}
+
+impl Machine {
+    /// Cores a run on this machine could use.
+    pub fn cores(&self) -> usize {
+        self.usable_cores.unwrap_or(self.logical_cores)
+    }
+
+    /// Memory a run on this machine could use, bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_limit_bytes
+            .map_or(self.ram_bytes, |l| l.min(self.ram_bytes))
+    }
+
+    /// The hardware this capture describes, to tell machines apart.
+    pub fn id(&self) -> MachineId {
+        let mut cpu_features = self.cpu_features.clone();
+        cpu_features.sort();
+        MachineId {
+            cpu_model: self.cpu_model.clone(),
+            cores: self.cores(),
+            memory_gib: (self.memory_bytes() as f64 / (1u64 << 30) as f64).round() as u64,
+            cpu_features,
+            arch: self.arch.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for MachineId {
+    /// `AMD EPYC 9B14, 2 cores, 24 GiB, avx512bf16`: the label reports use.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}, {} core{}, {} GiB",
+            self.cpu_model,
+            self.cores,
+            if self.cores == 1 { "" } else { "s" },
+            self.memory_gib
+        )?;
+        // The one extension that most changes CPU matmul speed, where present.
+        let best = ["amx-bf16", "avx512bf16", "avx512f", "avx2", "sve", "neon"]
+            .into_iter()
+            .find(|x| self.cpu_features.iter().any(|f| f == x));
+        if let Some(x) = best {
+            write!(f, ", {x}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(host: &str, cores: usize, limit: Option<u64>) -> Machine {
+        Machine {
+            cpu_model: "AMD EPYC 9B14".into(),
+            physical_cores: Some(1),
+            logical_cores: 2,
+            cpu_features: vec!["avx512f".into(), "avx2".into()],
+            ram_bytes: 24 << 30,
+            usable_cores: Some(cores),
+            memory_limit_bytes: limit,
+            os: "Debian 12".into(),
+            kernel: "6.1".into(),
+            hostname: host.into(),
+            arch: "x86_64".into(),
+            roofline: None,
+        }
+    }
+
+    #[test]
+    fn machines_differ_by_usable_hardware_not_by_host_name() {
+        assert_eq!(machine("a", 2, None).id(), machine("b", 2, None).id());
+        assert_ne!(machine("a", 2, None).id(), machine("a", 1, None).id());
+        let limited = machine("a", 2, Some(6 << 30));
+        assert_ne!(machine("a", 2, None).id(), limited.id());
+        assert_eq!(limited.id().memory_gib, 6);
+        assert_eq!(
+            machine("a", 1, None).id().to_string(),
+            "AMD EPYC 9B14, 1 core, 24 GiB, avx512f"
+        );
     }
 }

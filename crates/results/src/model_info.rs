@@ -113,6 +113,12 @@ pub struct ModelInfo {
     pub arch: Arch,
     /// The registry name, e.g. `llama-upstream`.
     pub implementation: String,
+    /// The version of an implementation that is not this build's own code (a peer
+    /// running in another runtime): e.g. `rwkv 0.8.32, torch 2.15.0` or llama.cpp's
+    /// `build 0c1e570 (7100)`. Absent for the implementations compiled into this
+    /// binary, whose version is the tool's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// What the implementation does, in a sentence (prefill strategy, cache strategy).
     pub description: String,
     pub params: u64,

@@ -230,6 +230,7 @@ mod tests {
     fn model(arch: Arch, tied: bool) -> ModelInfo {
         ModelInfo {
             spec: "llama:preset=tiny".parse().unwrap(),
+            version: None,
             arch,
             implementation: "x".into(),
             description: String::new(),

@@ -321,6 +321,7 @@ mod tests {
     fn info(arch: Arch) -> ModelInfo {
         ModelInfo {
             spec: "llama:preset=tiny".parse().unwrap(),
+            version: None,
             arch,
             implementation: "x".into(),
             description: String::new(),

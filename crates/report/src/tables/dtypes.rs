@@ -229,6 +229,7 @@ mod tests {
                 Arch::Transformer
             },
             implementation: spec.implementation.clone(),
+            version: None,
             spec,
             description: String::new(),
             params: 1,

@@ -69,6 +69,7 @@ mod tests {
     fn model(arch: Arch) -> ModelInfo {
         ModelInfo {
             spec: "rwkv7:preset=tiny".parse().unwrap(),
+            version: None,
             arch,
             implementation: "x".into(),
             description: String::new(),
