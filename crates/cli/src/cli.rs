@@ -23,6 +23,10 @@ pub enum Command {
     Run(RunArgs),
     /// Write charts, report.html and summary.md from a results file
     Report(ReportArgs),
+    /// Join the results of a suite's shards (`run --shard I/N`) into one results file
+    /// and write its report; refuses shards of different suites, builds, schemas or
+    /// machines, and overlapping or missing shards
+    Merge(MergeArgs),
     /// Compare a run with a baseline: exit 0 = no regression, 1 = regression, 2 = unusable input
     Compare(CompareArgs),
     /// Keep a run history: append results to a JSON-lines file, chart the trend
@@ -49,9 +53,48 @@ pub enum Command {
     /// The longest prompt a model prefills and decodes within a memory budget, by a
     /// search over isolated child processes, next to the analytic prediction
     Fit(FitArgs),
+    /// Add another tool's measurements to a run as records of their own (llama.cpp's
+    /// llama-bench)
+    Import(ImportArgs),
     /// Measure one cell (internal: the isolated child process `run` starts)
     #[command(hide = true)]
     Cell,
+}
+
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    #[command(subcommand)]
+    pub command: ImportCommand,
+}
+
+#[derive(Subcommand)]
+pub enum ImportCommand {
+    /// Tests of `llama-bench -o jsonl` as llama.cpp records: pp tests as prefill, tg
+    /// tests as decode at their depth (layers and width read from the GGUF file where
+    /// it is on this machine)
+    LlamaBench(LlamaBenchArgs),
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["into", "out"])))]
+pub struct LlamaBenchArgs {
+    /// Files written by `llama-bench -o jsonl`, one test a line
+    #[arg(required = true, value_name = "FILE.jsonl")]
+    pub files: Vec<PathBuf>,
+    /// A run's results.json to add the records to (its report is rewritten beside it);
+    /// llama-bench must have run on its machine with its threads
+    #[arg(long, value_name = "RESULTS")]
+    pub into: Option<PathBuf>,
+    /// Or a directory for a new results.json of only these records, on this machine
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Import into --into despite another CPU or thread count (noted in the models'
+    /// descriptions)
+    #[arg(long)]
+    pub force: bool,
+    /// Overwrite cells the results already hold (or an existing --out results.json)
+    #[arg(long)]
+    pub replace: bool,
 }
 
 #[derive(clap::Args)]
@@ -171,6 +214,32 @@ pub struct RunArgs {
     /// Weight storage type (f32, bf16, f16, q8_0, q4_k), overriding the suite
     #[arg(long, value_enum)]
     pub dtype: Option<DtypeArg>,
+    /// Run shard I of N (from 1): the lengths, max-context searches and dtype costs
+    /// assigned to it, balanced by predicted cost and the same on every machine; join
+    /// the shards with `merge` [default --out: reports/<suite name>/shard-I-of-N]
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<results::shard::Shard>,
+    /// Python interpreter for the PyTorch peers (`rwkv7-official`, `llama-hf`),
+    /// overriding the suite's `python` (scripts/peers/setup.sh makes one)
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct MergeArgs {
+    /// Results files of shards of one suite (`run --shard I/N`), in any order
+    #[arg(required = true, num_args = 1..)]
+    pub shards: Vec<PathBuf>,
+    /// Directory for the merged results.json and its report
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Merge even when shards are missing (the file lists the shards it holds)
+    #[arg(long)]
+    pub partial: bool,
+    /// Merge shards whose machine captures differ (each cell stays its machine's; the
+    /// merged file keeps the first shard's capture and lists every host)
+    #[arg(long)]
+    pub allow_mixed_machines: bool,
 }
 
 #[derive(clap::Args)]
@@ -199,9 +268,12 @@ pub enum HistoryCommand {
 
 #[derive(clap::Args)]
 pub struct ReportArgs {
-    /// A results.json written by `run`
-    pub results: PathBuf,
-    /// Output directory [default: the results file's directory]
+    /// A results.json written by `run`; two or more, from different machines, for one
+    /// report comparing the machines (machines.html, machines.md)
+    #[arg(required = true, value_name = "RESULTS")]
+    pub results: Vec<PathBuf>,
+    /// Output directory [default: the results file's directory; with several files,
+    /// reports/machines]
     #[arg(long)]
     pub out: Option<PathBuf>,
 }

@@ -13,6 +13,7 @@ fn run() -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::Run(args) => return commands::run::run(args),
         cli::Command::Report(args) => commands::report::run(args),
+        cli::Command::Merge(args) => commands::merge::run(args),
         cli::Command::Compare(args) => return commands::compare::run(args),
         cli::Command::History(args) => commands::history::run(args),
         cli::Command::Info => commands::info::run(),
@@ -23,6 +24,7 @@ fn run() -> anyhow::Result<ExitCode> {
         cli::Command::Fertility(args) => commands::fertility::run(args),
         cli::Command::DtypeCost(args) => commands::dtype_cost::run(args),
         cli::Command::Fit(args) => return commands::fit::run(args),
+        cli::Command::Import(args) => commands::import::run(args),
         cli::Command::Cell => commands::cell::run(),
     }
     .map(|()| ExitCode::SUCCESS)

@@ -104,9 +104,23 @@ pub struct About {
     pub description: &'static str,
 }
 
+/// Where an implementation's cells run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// Built by this binary, measured in a child process of this binary.
+    Native,
+    /// Measured by `scripts/peers/cell.py` under a Python interpreter (PyTorch peers).
+    Python,
+}
+
 /// A model implementation the harness can run.
 pub trait Implementation: Sync {
     fn about(&self) -> &'static About;
+
+    /// Where its cells run.
+    fn runtime(&self) -> Runtime {
+        Runtime::Native
+    }
 
     fn name(&self) -> &'static str {
         self.about().name

@@ -17,6 +17,6 @@ pub mod tokenizer;
 pub mod trainable;
 
 pub use error::{Error, Result};
-pub use implementation::{weight_dtype, BuildOptions, Implementation};
+pub use implementation::{weight_dtype, BuildOptions, Implementation, Runtime};
 pub use model::CausalLm;
 pub use trainable::Differentiable;

@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use candle_core::DType;
 use kernels::WeightDtype;
 use results::suite::{suite_error, Suite};
-use results::{ModelSpec, Source};
+use results::{ModelInfo, ModelSpec, Source, Weights};
 
-use crate::adapters::{llama, llama_quantized_upstream, llama_upstream, rwkv7, rwkv7_upstream};
-use crate::implementation::{BuildOptions, Implementation, TrainSource};
+use crate::adapters::{
+    llama, llama_quantized_upstream, llama_upstream, python, rwkv7, rwkv7_upstream,
+};
+use crate::implementation::{BuildOptions, Implementation, Runtime, Shape, TrainSource};
 use crate::model::CausalLm;
 use crate::presets::{preset, preset_names, Preset};
 use crate::pretrained;
@@ -23,6 +25,8 @@ pub static REGISTRY: &[&dyn Implementation] = &[
     &llama_upstream::UpstreamLlamaImpl,
     &llama::LlamaImpl,
     &llama_quantized_upstream::QuantizedUpstreamLlamaImpl,
+    &python::OfficialRwkv7Impl,
+    &python::HfLlamaImpl,
 ];
 
 /// Options a spec may carry besides `tokenizer` (a typo is an error rather than
@@ -186,6 +190,109 @@ pub fn preset_width(spec: &ModelSpec) -> Result<Option<usize>> {
     })
 }
 
+/// What a spec's model is, as far as its shapes go, without building it: the preset's
+/// shapes for a preset, and for a checkpoint (whose shapes only its file knows) the
+/// implementation's `0.1b` preset as a stand-in. Enough to predict a cell's cost.
+pub fn nominal_info(spec: &ModelSpec, dtype: WeightDtype) -> Result<ModelInfo> {
+    let imp = resolve(spec)?;
+    let name = match &spec.source {
+        Source::Preset(p) => p.as_str(),
+        Source::Path(_) | Source::Pretrained(_) => "0.1b",
+    };
+    let p = resolve_preset(spec, name)?;
+    let opts = with_spec_dtype(
+        spec,
+        &BuildOptions {
+            dtype,
+            ..BuildOptions::default()
+        },
+    )?;
+    let shape = Shape {
+        params: imp.preset_params(p),
+        layers: p.layers,
+        width: p.width,
+        vocab: p.vocab,
+        tied_embeddings: false,
+    };
+    let weights = Weights::Random {
+        preset: p.name.into(),
+        seed: opts.seed,
+    };
+    Ok(imp.info(spec, shape, &opts, weights, imp.preset_max_seq_len(p)))
+}
+
+/// Where a spec's cells run.
+pub fn runtime(spec: &ModelSpec) -> Result<Runtime> {
+    Ok(resolve(spec)?.runtime())
+}
+
+/// The Python side of the cell protocol: `$RWKV_BENCH_PEERS/cell.py` when set (an
+/// installed binary), else the repository's `scripts/peers/cell.py`.
+pub fn peer_script() -> PathBuf {
+    let dir = match std::env::var_os("RWKV_BENCH_PEERS") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/peers")),
+    };
+    dir.join("cell.py")
+}
+
+/// The shapes a Python peer builds a preset's random weights from (the preset table
+/// as JSON), `None` for a checkpoint.
+pub fn preset_shapes(spec: &ModelSpec) -> Result<Option<serde_json::Value>> {
+    match &spec.source {
+        Source::Preset(p) => Ok(Some(
+            serde_json::to_value(resolve_preset(spec, p)?)
+                .map_err(|e| Error::spec(spec, e.to_string()))?,
+        )),
+        Source::Path(_) | Source::Pretrained(_) => Ok(None),
+    }
+}
+
+/// Checks what a suite's Python peers need: an interpreter, f32 weights, and no
+/// max-context search (probes run in this binary).
+fn check_python_peers(suite: &Suite) -> Result<()> {
+    let fail = |m: String| Error::from(suite_error(&suite.path, m));
+    let c = &suite.config;
+    for model in &c.models {
+        if resolve(model)?.runtime() != Runtime::Python {
+            continue;
+        }
+        let Some(python) = &c.python else {
+            return Err(fail(format!(
+                "`models`: {model} runs under Python: set `python = \"PATH\"` in the suite or \
+                 pass --python PATH (scripts/peers/setup.sh makes an interpreter with the \
+                 pinned packages)"
+            )));
+        };
+        if python.components().count() > 1 && !python.exists() {
+            return Err(fail(format!(
+                "`python`: the interpreter {} does not exist (scripts/peers/setup.sh makes one)",
+                python.display()
+            )));
+        }
+        let dtype = spec_dtype(model)?.unwrap_or(crate::weight_dtype(c.dtype));
+        if dtype != WeightDtype::F32 {
+            return Err(fail(format!(
+                "`models`: {model} runs in f32 only (the PyTorch peers are measured as \
+                 released, cpu fp32), not {dtype}"
+            )));
+        }
+        if c.measure.max_context {
+            return Err(fail(format!(
+                "`measure.max_context`: {model} runs under Python, and max-context probes \
+                 run in this binary; measure its context in a suite of its own without it"
+            )));
+        }
+        if !peer_script().exists() {
+            return Err(fail(format!(
+                "{model} needs {} (set RWKV_BENCH_PEERS to the repository's scripts/peers)",
+                peer_script().display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks what a suite's models need from the registry: every implementation, preset
 /// and checkpoint exists, and every length fits the models' context. The message names
 /// the suite file.
@@ -206,6 +313,7 @@ pub fn check_suite(suite: &Suite) -> Result<()> {
             }
         }
     }
+    check_python_peers(suite)?;
     if c.measure.train && !c.models.iter().any(trains) {
         return Err(fail(
             "`measure.train`: none of the models has a backward pass (rwkv7 and llama do); \
@@ -266,7 +374,7 @@ mod tests {
 
     #[test]
     fn tiny_presets_build_and_produce_finite_logits() {
-        for imp in REGISTRY {
+        for imp in REGISTRY.iter().filter(|i| i.runtime() == Runtime::Native) {
             let spec: ModelSpec = format!("{}:preset=tiny", imp.name()).parse().unwrap();
             let mut m = build(&spec, &BuildOptions::default()).unwrap();
             assert_eq!(m.info().implementation, imp.name());
@@ -318,13 +426,58 @@ seq_lens = [16, 64]
     }
 
     #[test]
+    fn python_peers_are_refused_by_this_binary_and_checked_in_suites() {
+        for name in ["rwkv7-official", "llama-hf"] {
+            let e = build(
+                &format!("{name}:preset=tiny").parse().unwrap(),
+                &BuildOptions::default(),
+            )
+            .err()
+            .unwrap()
+            .to_string();
+            assert!(e.contains("Python child process"), "{e}");
+        }
+        let suite = |body: &str| Suite::parse(Path::new("s.toml"), body.into()).unwrap();
+        let e = check_suite(&suite(
+            "name = \"s\"\nmodels = [\"llama-hf:preset=tiny\"]\nseq_lens = [16]\n\
+             python = \"/nonexistent/bin/python\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("/nonexistent/bin/python") && e.contains("does not exist"),
+            "{e}"
+        );
+        let e = check_suite(&suite(
+            "name = \"s\"\nmodels = [\"rwkv7-official:preset=tiny\"]\nseq_lens = [16]\n\
+             python = \"python3\"\ndtype = \"bf16\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("f32 only"), "{e}");
+        let ok = suite(
+            "name = \"s\"\nmodels = [\"rwkv7-official:preset=tiny\"]\nseq_lens = [16]\n\
+             python = \"python3\"",
+        );
+        check_suite(&ok).unwrap();
+        let shapes = preset_shapes(&ok.config.models[0]).unwrap().unwrap();
+        assert_eq!(shapes["width"], 128);
+        assert_eq!(runtime(&ok.config.models[0]).unwrap(), Runtime::Python);
+    }
+
+    #[test]
     fn shipped_suites_are_valid() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites");
         let mut n = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
-                let suite = Suite::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                let mut suite = Suite::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                // Python peers need an interpreter, which only the command line knows.
+                if let Err(e) = check_suite(&suite) {
+                    assert!(e.to_string().contains("--python PATH"), "{e}");
+                    suite.config.python = Some("python3".into());
+                }
                 check_suite(&suite).unwrap_or_else(|e| panic!("{e}"));
                 n += 1;
             }

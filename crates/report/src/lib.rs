@@ -1,6 +1,7 @@
 //! Reports from a results document: plotters charts (SVG and PNG), a self-contained
 //! HTML page, a Markdown summary and the claims table. Exporters turn
 //! [`results::Results`] into bytes and do no I/O; [`write_report`] writes them.
+//! [`machines`] reports runs from several machines side by side.
 
 pub mod chart;
 pub mod claims;
@@ -8,6 +9,7 @@ pub mod comparison;
 pub mod error;
 pub mod export;
 pub mod format;
+pub mod machines;
 pub mod tables;
 
 use std::path::{Path, PathBuf};

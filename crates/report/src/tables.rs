@@ -10,7 +10,9 @@ use crate::claims::Claim;
 use crate::format;
 
 mod dtypes;
+mod implementations;
 pub use dtypes::{dtype_groups, dtypes};
+pub use implementations::implementations;
 
 /// A titled table of display strings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -59,9 +61,13 @@ pub fn models(results: &Results) -> Table {
             .models
             .iter()
             .map(|m| {
+                let what = match &m.version {
+                    Some(v) => format!("{} [{v}]", m.description),
+                    None => m.description.clone(),
+                };
                 let mut row = vec![
                     m.spec.to_string(),
-                    m.description.clone(),
+                    what,
                     format::params(m.params),
                     m.weights.to_string(),
                 ];
@@ -249,7 +255,11 @@ pub fn fairness(results: &Results) -> Option<Table> {
             continue;
         }
         for m in &results.models {
-            let mut row = vec![m.spec.to_string(), m.implementation.clone(), what.clone()];
+            let implementation = match &m.version {
+                Some(v) => format!("{} ({v})", m.implementation),
+                None => m.implementation.clone(),
+            };
+            let mut row = vec![m.spec.to_string(), implementation, what.clone()];
             row.extend(lens.iter().map(|&l| {
                 results
                     .series(&m.spec, metric)

@@ -25,6 +25,10 @@ pub enum Error {
     #[error("{path}: {}", one_line(.message))]
     Results { path: PathBuf, message: String },
 
+    /// A `--shard` that does not parse.
+    #[error("{}", one_line(.0))]
+    Shard(String),
+
     /// A task that does not exist or cannot be generated as asked.
     #[error("task {}: {}", one_line(.task), one_line(.message))]
     Task { task: String, message: String },

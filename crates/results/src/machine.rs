@@ -96,6 +96,39 @@ fn amx_features() -> Vec<&'static str> {
         .collect()
 }
 
+/// The memory limit of this process's own cgroup and of every cgroup above it (the
+/// lowest applies), cgroup v2 (`memory.max`) or v1 (`memory.limit_in_bytes`).
+fn own_cgroup_memory_limit() -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let (root, file, path) = table.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (id, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        if id == "0" && controllers.is_empty() {
+            Some(("/sys/fs/cgroup", "memory.max", path))
+        } else if controllers.split(',').any(|c| c == "memory") {
+            Some(("/sys/fs/cgroup/memory", "memory.limit_in_bytes", path))
+        } else {
+            None
+        }
+    })?;
+    let mut dir = std::path::PathBuf::from(root).join(path.trim_start_matches('/'));
+    let mut lowest: Option<u64> = None;
+    loop {
+        // "max" (v2) or a page-rounded i64::MAX (v1) mean no limit: they do not parse
+        // or lie above any RAM, and the caller drops limits at or above RAM.
+        if let Some(limit) = std::fs::read_to_string(dir.join(file))
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+        {
+            lowest = Some(lowest.map_or(limit, |l| l.min(limit)));
+        }
+        if dir.as_os_str().len() <= root.len() || !dir.pop() {
+            break;
+        }
+    }
+    lowest
+}
+
 impl Machine {
     pub fn capture() -> Self {
         let sys = System::new_with_specifics(
@@ -111,11 +144,19 @@ impl Machine {
             .filter(|b| !b.is_empty())
             .unwrap_or_else(|| "unknown".into());
         let ram_bytes = sys.as_ref().map_or(0, |s| s.total_memory());
-        let memory_limit_bytes = sys
-            .as_ref()
-            .and_then(|s| s.cgroup_limits())
-            .map(|l| l.total_memory)
-            .filter(|&limit| limit > 0 && limit < ram_bytes);
+        // sysinfo reads the cgroup mounted at the root (a container's own, under a
+        // cgroup namespace); a Slurm job or a systemd slice sits lower in the host's
+        // tree, which only /proc/self/cgroup names.
+        let memory_limit_bytes = [
+            sys.as_ref()
+                .and_then(|s| s.cgroup_limits())
+                .map(|l| l.total_memory),
+            own_cgroup_memory_limit(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|&limit| limit > 0 && limit < ram_bytes)
+        .min();
         Self {
             cpu_model,
             physical_cores: System::physical_core_count().ok(),

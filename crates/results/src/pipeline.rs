@@ -13,6 +13,7 @@ use crate::machine::Machine;
 use crate::model_info::ModelInfo;
 use crate::record::{CellKey, Failure, FailureKind, Record};
 use crate::schema::{Results, RunSettings, SuiteRecord, SCHEMA_VERSION};
+use crate::shard::{Shard, ShardRecord};
 use crate::spec::ModelSpec;
 use crate::suite::Suite;
 use crate::tool::tool;
@@ -155,6 +156,8 @@ pub struct Run<'a> {
     /// Cells begun or skipped so far, and how many the run has.
     index: usize,
     total: usize,
+    /// The shard this run is, its units and its share of the predicted cost.
+    shard: Option<(Shard, Vec<String>, f64)>,
 }
 
 impl<'a> Run<'a> {
@@ -173,7 +176,14 @@ impl<'a> Run<'a> {
             fits: Vec::new(),
             index: 0,
             total,
+            shard: None,
         }
+    }
+
+    /// Makes the run shard `shard` of its suite, given `units` (labels) holding
+    /// `predicted_share` of the suite's predicted cost.
+    pub fn set_shard(&mut self, shard: Shard, units: Vec<String>, predicted_share: f64) {
+        self.shard = Some((shard, units, predicted_share));
     }
 
     /// Continues `previous`: its models and records are kept, its failures retried.
@@ -259,12 +269,28 @@ impl<'a> Run<'a> {
     /// The results document as it stands, with `gates` checked against it.
     pub fn results(&self, gates: &[Gate]) -> Results {
         let c = &self.suite.config;
+        let finished_at = now_rfc3339();
+        let duration_s = self.earlier_s + self.clock.elapsed().as_secs_f64();
+        let shards = self
+            .shard
+            .iter()
+            .map(|(shard, units, share)| ShardRecord {
+                index: shard.index,
+                count: shard.count,
+                units: units.clone(),
+                predicted_share: *share,
+                hostname: self.machine.hostname.clone(),
+                started_at: self.started_at.clone(),
+                finished_at: finished_at.clone(),
+                duration_s,
+            })
+            .collect();
         Results {
             schema_version: SCHEMA_VERSION,
             tool: tool(),
             started_at: self.started_at.clone(),
-            finished_at: now_rfc3339(),
-            duration_s: self.earlier_s + self.clock.elapsed().as_secs_f64(),
+            finished_at,
+            duration_s,
             machine: self.machine.clone(),
             settings: RunSettings {
                 threads_requested: c.threads,
@@ -284,6 +310,7 @@ impl<'a> Run<'a> {
             gates: crate::gate::check(&self.models, &self.records, gates),
             fits: self.fits.clone(),
             dtype_costs: Vec::new(),
+            shards,
         }
     }
 }

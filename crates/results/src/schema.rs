@@ -13,6 +13,7 @@ use crate::gate::GateOutcome;
 use crate::machine::Machine;
 use crate::model_info::{Arch, ModelInfo};
 use crate::record::{CellKey, Failure, Metric, Record};
+use crate::shard::ShardRecord;
 use crate::spec::ModelSpec;
 use crate::suite::SuiteConfig;
 use crate::{Error, Result};
@@ -80,6 +81,10 @@ pub struct Results {
     /// Each non-f32 model's logit agreement with its f32 build (`measure.dtype_cost`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dtype_costs: Vec<DtypeCost>,
+    /// The shard this file is (`run --shard I/N`), or every shard a merged file joins
+    /// (`merge`); empty for a run of the whole suite.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardRecord>,
 }
 
 impl Results {

@@ -311,6 +311,11 @@ pub struct SuiteConfig {
     /// Accuracy tasks, task files, corpora and gates (`rwkv-bench eval`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accuracy: Option<AccuracyConfig>,
+    /// The Python interpreter that measures the PyTorch peers (`rwkv7-official`,
+    /// `llama-hf`): one with scripts/peers/requirements.txt installed (`--python`
+    /// overrides it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<PathBuf>,
 }
 
 /// A loaded and validated suite.

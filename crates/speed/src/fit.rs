@@ -261,6 +261,7 @@ pub fn probe_plan(job: &FitJob, seq_len: usize) -> CellPlan {
             processes: 1,
         },
         train: Default::default(),
+        preset: None,
     }
 }
 

@@ -7,6 +7,7 @@ pub mod child;
 pub mod fit;
 pub mod measure;
 pub mod runner;
+pub mod shard;
 
 pub use child::cell_main;
 pub use runner::run_suite;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use models::Result;
+use models::{Result, Runtime};
 use results::pipeline::{Cell, Observer, Run};
 use results::suite::{Measure, Suite};
 use results::{Metric, Record, Results};
@@ -16,6 +16,7 @@ use crate::fit::{search_isolated, FitJob};
 use crate::measure::calibrate::CalibrationPlan;
 use crate::measure::isolate::{calibrate_isolated, run_isolated, CellLimits, Launcher};
 use crate::measure::{CellEvent, CellOutcome, CellPlan};
+use crate::shard::ShardPlan;
 
 /// A metric's pooled samples and how many each process took.
 type Split = (Vec<f64>, Vec<usize>);
@@ -182,19 +183,33 @@ fn calibration_widths(suite: &Suite) -> Vec<usize> {
 }
 
 /// Runs every cell of `suite` in its own child process started by `launcher`, after
-/// calibrating the machine's roofline in one.
+/// calibrating the machine's roofline in one; with a `shard` plan, only that shard's
+/// cells and searches.
 pub fn run_suite(
     suite: &Suite,
     launcher: &Launcher,
+    shard: Option<&ShardPlan>,
     observer: &mut dyn Observer,
 ) -> Result<Results> {
     models::registry::check_suite(suite)?;
     let c = &suite.config;
-    let cells = cells(suite);
+    let cells: Vec<Cell> = cells(suite)
+        .into_iter()
+        .filter(|cell| shard.is_none_or(|p| p.has_length(cell.seq_len.unwrap_or(0))))
+        .collect();
+    let fits: Vec<&results::ModelSpec> = c
+        .models
+        .iter()
+        .filter(|m| c.measure.max_context && shard.is_none_or(|p| p.has_max_context(m)))
+        .collect();
     // `sampling.processes` rounds over every cell, so that drift over the run falls on
     // every cell alike. A cell that fails is not run again.
     let rounds = c.sampling.processes;
     let mut run = Run::start(suite, cells.len() * rounds);
+    if let Some(p) = shard {
+        let units = p.units().iter().map(|u| u.to_string()).collect();
+        run.set_shard(p.shard, units, p.share());
+    }
     let guard = run.machine().ram_bytes / 10 * 9;
     let limits = CellLimits {
         memory_budget_bytes: c.limits.memory_budget_mb.map_or(guard, |mb| mb << 20),
@@ -215,9 +230,14 @@ pub fn run_suite(
         widths: calibration_widths(suite),
         dtype: c.dtype,
     };
-    observer.calibrating();
-    // A machine that cannot calibrate still measures; its records lack efficiencies.
-    let roofline = calibrate_isolated(&launcher, &calibration, calibration_limits).ok();
+    // A machine that cannot calibrate still measures; its records lack efficiencies. A
+    // shard with no cells (more shards than lengths) has nothing to calibrate for.
+    let roofline = if cells.is_empty() && fits.is_empty() {
+        None
+    } else {
+        observer.calibrating();
+        calibrate_isolated(&launcher, &calibration, calibration_limits).ok()
+    };
     if let Some(roof) = &roofline {
         run.set_roofline(roof.clone());
     }
@@ -243,14 +263,13 @@ pub fn run_suite(
             let seq_len = cell.seq_len.unwrap_or(0);
             let measure = cell_measure(suite, cell);
             run.begin(observer, cell);
-            let plan = CellPlan {
-                model: cell.model.clone(),
-                seq_len,
-                dtype: c.dtype,
-                seed: c.seed,
-                measure,
-                sampling: c.sampling,
-                train: c.train,
+            let (plan, launcher) = match cell_launch(suite, cell, measure, &launcher) {
+                Ok(x) => x,
+                Err(e) => {
+                    run.fail(observer, cell, results::FailureKind::Errored, e.to_string());
+                    failed[i] = true;
+                    continue;
+                }
             };
             let mut forward = |e: &CellEvent| {
                 if let CellEvent::Progress { phase, done, total } = e {
@@ -291,16 +310,49 @@ pub fn run_suite(
             roofline.as_ref(),
         ));
     }
-    if c.measure.max_context {
-        for model in &c.models {
-            let (fit, info) = fit_model(&launcher, suite, model, observer);
-            if let Some(info) = info.filter(|i| !run.has_model(&i.spec)) {
-                run.add_model(info);
-            }
-            run.add_fit(fit);
+    for model in fits {
+        let (fit, info) = fit_model(&launcher, suite, model, observer);
+        if let Some(info) = info.filter(|i| !run.has_model(&i.spec)) {
+            run.add_model(info);
         }
+        run.add_fit(fit);
     }
     Ok(run.results(&[]))
+}
+
+/// The plan of `cell` and the child that measures it: this binary, or for a Python
+/// peer the suite's interpreter running `scripts/peers/cell.py` (given the preset's
+/// shapes, since it builds the weights itself).
+fn cell_launch(
+    suite: &Suite,
+    cell: &Cell,
+    measure: Measure,
+    ours: &Launcher,
+) -> Result<(CellPlan, Launcher)> {
+    let c = &suite.config;
+    let mut plan = CellPlan {
+        model: cell.model.clone(),
+        seq_len: cell.seq_len.unwrap_or(0),
+        dtype: c.dtype,
+        seed: c.seed,
+        measure,
+        sampling: c.sampling,
+        train: c.train,
+        preset: None,
+    };
+    match models::registry::runtime(&cell.model)? {
+        Runtime::Native => Ok((plan, ours.clone())),
+        Runtime::Python => {
+            plan.preset = models::registry::preset_shapes(&cell.model)?;
+            let python = c.python.clone().unwrap_or_else(|| "python3".into());
+            let launcher = Launcher {
+                program: python,
+                args: vec![models::registry::peer_script().display().to_string()],
+                threads: ours.threads,
+            };
+            Ok((plan, launcher))
+        }
+    }
 }
 
 /// The max-context search of one model of the suite, one process per probe.

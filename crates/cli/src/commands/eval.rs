@@ -73,6 +73,7 @@ fn one_off(args: &EvalArgs) -> anyhow::Result<SuiteConfig> {
         fit: Default::default(),
         dtype_cost: Default::default(),
         accuracy: Some(AccuracyConfig::default()),
+        python: None,
     })
 }
 

@@ -18,7 +18,23 @@ pub fn run() -> anyhow::Result<()> {
         m.logical_cores,
         m.physical_cores.map_or("?".into(), |c| c.to_string())
     );
+    if m.cores() != m.logical_cores {
+        println!(
+            "  usable    {} cores (CPU affinity or cgroup quota)",
+            m.cores()
+        );
+    }
     println!("  memory    {}", report::format::bytes(m.ram_bytes as f64));
+    if let Some(limit) = m.memory_limit_bytes {
+        println!(
+            "  limit     {} (cgroup)",
+            report::format::bytes(limit as f64)
+        );
+    }
+    println!(
+        "  machine   {} (what reports tell machines apart by)",
+        m.id()
+    );
     println!("  os        {} (kernel {}, {})", m.os, m.kernel, m.arch);
     println!(
         "  threads   {} (set RAYON_NUM_THREADS or a suite's `threads`)",

@@ -10,6 +10,7 @@ use results::suite::Suite;
 use results::Failure;
 use speed::measure::isolate::Launcher;
 use speed::run_suite;
+use speed::shard::ShardPlan;
 
 use crate::cli::RunArgs;
 use crate::progress::Bars;
@@ -27,6 +28,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(d) = args.dtype {
         suite.config.dtype = d.into();
     }
+    if let Some(p) = args.python {
+        suite.config.python = Some(p);
+    }
     if !suite.config.measure.any_run() {
         anyhow::bail!(
             "{} measures no speed, memory, context or training cost (only [accuracy]): run `rwkv-bench eval {}`",
@@ -34,9 +38,32 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             args.suite.display()
         );
     }
-    let out = args
-        .out
-        .unwrap_or_else(|| PathBuf::from("reports").join(&suite.config.name));
+    let plan = args
+        .shard
+        .map(|shard| ShardPlan::new(&suite, shard))
+        .transpose()?;
+    let out = args.out.unwrap_or_else(|| {
+        let dir = PathBuf::from("reports").join(&suite.config.name);
+        match &plan {
+            // Shards run side by side on one machine must not overwrite each other.
+            Some(p) => dir.join(format!("shard-{}-of-{}", p.shard.index, p.shard.count)),
+            None => dir,
+        }
+    });
+    if let Some(p) = &plan {
+        let units: Vec<String> = p.units().iter().map(|u| u.to_string()).collect();
+        println!(
+            "shard {} of {}: {} ({:.0} % of the predicted cost)",
+            p.shard,
+            suite.config.name,
+            if units.is_empty() {
+                "nothing (more shards than units of work)".to_string()
+            } else {
+                units.join(", ")
+            },
+            100.0 * p.share()
+        );
+    }
     let launcher = Launcher {
         program: std::env::current_exe().context("locating the rwkv-bench binary")?,
         args: vec!["cell".into()],
@@ -48,11 +75,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         eval::dtype_cost::check(&suite)?;
     }
     let mut bars = Bars::new("suite");
-    let mut results = run_suite(&suite, &launcher, &mut bars)?;
+    let mut results = run_suite(&suite, &launcher, plan.as_ref(), &mut bars)?;
     // Here rather than in the speed runner (which does not depend on `eval`), and only
     // once every timing cell has finished: these models are built in this process.
     if dtype_cost {
-        results.dtype_costs = eval::dtype_cost::measure(&suite, &mut bars)?;
+        let mut mine = suite.clone();
+        if let Some(p) = &plan {
+            mine.config.models.retain(|m| p.has_dtype_cost(m));
+        }
+        results.dtype_costs = eval::dtype_cost::measure(&mine, &mut bars)?;
     }
     bars.finish();
 

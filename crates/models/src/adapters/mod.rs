@@ -4,5 +4,6 @@
 pub mod llama;
 pub mod llama_quantized_upstream;
 pub mod llama_upstream;
+pub mod python;
 pub mod rwkv7;
 pub mod rwkv7_upstream;

@@ -105,6 +105,7 @@ fn view(results: &Results) -> Result<View> {
             tables::max_context(results),
             tables::scaling(results),
             tables::crossovers(results),
+            tables::implementations(results),
             tables::fairness(results),
             tables::failures(results),
         ]

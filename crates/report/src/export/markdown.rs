@@ -53,8 +53,8 @@ pub fn run_line(results: &Results) -> String {
     format!(
         "{} ({} cores, {:.0} GB RAM, {}), {} threads, {}, commit `{}`, {}, {:.0} s.",
         m.cpu_model,
-        m.logical_cores,
-        m.ram_bytes as f64 / (1u64 << 30) as f64,
+        m.cores(),
+        m.memory_bytes() as f64 / (1u64 << 30) as f64,
         m.os,
         results
             .settings
@@ -94,6 +94,7 @@ impl Exporter for Markdown {
             tables::max_context(results),
             tables::scaling(results),
             tables::crossovers(results),
+            tables::implementations(results),
             tables::fairness(results),
         ]
         .into_iter()

@@ -22,7 +22,7 @@ pub const REFINE_FACTOR: usize = 8;
 
 /// Timed prompt runs the cell will make: the loop of [`super::cell::run_cell`] stops
 /// after `repetitions`, or before the next run would pass the time budget.
-fn repetitions(sampling: &Sampling, prefill_s: f64) -> usize {
+pub(crate) fn repetitions(sampling: &Sampling, prefill_s: f64) -> usize {
     let budget = sampling.max_seconds_per_cell;
     let mut k = 1;
     while k < sampling.repetitions && (k + 1) as f64 * prefill_s <= budget {

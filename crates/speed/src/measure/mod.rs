@@ -41,6 +41,10 @@ pub struct CellPlan {
     /// How a training cell (`measure.train`) steps.
     #[serde(default)]
     pub train: TrainCell,
+    /// The preset's shapes, for a child outside this binary (a Python peer) that builds
+    /// the preset's random weights itself; absent for our own children.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<serde_json::Value>,
 }
 
 impl CellPlan {
