@@ -21,7 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a benchmark suite and write results.json and summary.md
     Run(RunArgs),
-    /// Write charts, report.html and summary.md from a results file
+    /// Write charts, report.html and summary.md from a results file; from the results
+    /// of several machines, a report of them side by side (machines.html, machines.md)
     Report(ReportArgs),
     /// Join the results of a suite's shards (`run --shard I/N`) into one results file
     /// and write its report; refuses shards of different suites, builds, schemas or

@@ -40,16 +40,23 @@ struct View {
 fn view(results: &Results) -> Result<View> {
     let m = &results.machine;
     let run = [
-        (
-            "machine",
-            format!(
+        ("machine", {
+            let mut text = format!(
                 "{} ({}), {} logical cores, {} RAM",
                 m.cpu_model,
                 m.cpu_features.join(", "),
                 m.logical_cores,
                 crate::format::bytes(m.ram_bytes as f64)
-            ),
-        ),
+            );
+            if m.cores() != m.logical_cores || m.memory_limit_bytes.is_some() {
+                text.push_str(&format!(
+                    "; the run could use {} cores and {} (affinity, cgroup)",
+                    m.cores(),
+                    crate::format::bytes(m.memory_bytes() as f64)
+                ));
+            }
+            text
+        }),
         ("os", format!("{} (kernel {}, {})", m.os, m.kernel, m.arch)),
         (
             "threads",

@@ -51,9 +51,10 @@ pub fn table(out: &mut String, t: &Table) {
 pub fn run_line(results: &Results) -> String {
     let m = &results.machine;
     format!(
-        "{} ({} cores, {:.0} GB RAM, {}), {} threads, {}, commit `{}`, {}, {:.0} s.",
+        "{} ({} core{}, {:.0} GB RAM, {}), {} threads, {}, commit `{}`, {}, {:.0} s.",
         m.cpu_model,
         m.cores(),
+        if m.cores() == 1 { "" } else { "s" },
         m.memory_bytes() as f64 / (1u64 << 30) as f64,
         m.os,
         results

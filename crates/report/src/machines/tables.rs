@@ -119,8 +119,11 @@ fn machine_row(m: &MachineRuns) -> Vec<String> {
     let roofline = distinct(m.runs.iter().filter_map(|r| {
         let roof = r.results.machine.roofline.as_ref()?;
         Some(format!(
-            "{:.0} GFLOP/s, {:.1} GB/s ({} threads, {})",
-            roof.matmul_gflops, roof.read_gb_s, roof.threads, roof.dtype
+            "{:.0} GFLOP/s, {:.1} GB/s ({}, {})",
+            roof.matmul_gflops,
+            roof.read_gb_s,
+            super::group::threads_text(&[Some(roof.threads)]),
+            roof.dtype
         ))
     }));
     let tool = distinct(m.runs.iter().map(|r| {

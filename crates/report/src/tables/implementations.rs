@@ -10,13 +10,23 @@ use results::{Metric, ModelInfo, Results};
 use super::{lengths, Table};
 use crate::format;
 
-/// The model a peer is compared with: the first model of its architecture in the run
-/// with the same weights origin (same preset and seed, or the same checkpoint).
+/// Whether two models have one shape: layers, width, vocabulary, and parameters within
+/// 1 % (implementations count a few tensors differently). Speed depends on the shape,
+/// not on the weight values, so a peer's own file of our preset's shape (llama.cpp's
+/// GGUF) compares as well as the same random weights.
+fn same_shape(a: &ModelInfo, b: &ModelInfo) -> bool {
+    a.arch == b.arch
+        && (a.layers, a.width, a.vocab) == (b.layers, b.width, b.vocab)
+        && (a.params as f64 - b.params as f64).abs() <= 0.01 * a.params.max(b.params) as f64
+}
+
+/// The model a peer is compared with: the first model of the run with its shape and
+/// weight dtype.
 fn reference<'a>(results: &'a Results, peer: &ModelInfo) -> Option<&'a ModelInfo> {
     results
         .models
         .iter()
-        .find(|m| m.arch == peer.arch && m.weights == peer.weights)
+        .find(|m| same_shape(m, peer) && m.dtype == peer.dtype)
         .filter(|m| m.spec != peer.spec)
 }
 
@@ -96,11 +106,10 @@ pub fn implementations(results: &Results) -> Option<Table> {
     header.extend(lens.iter().map(|&l| format::length(l)));
     Some(Table {
         title: "Implementations of one architecture".into(),
-        note: "Time of the first model of an architecture in the suite over another \
-               implementation of it on the same weights (same preset and seed, or the same \
-               checkpoint), measured in this run, median ratio with its 95 % bootstrap \
-               interval: below 1, the first is faster. Each implementation is described in \
-               the models table"
+        note: "Time of the first model of a shape in the run (layers, width, vocabulary, \
+               parameters within 1 %, weight dtype) over another implementation of that \
+               shape, median ratio with its 95 % bootstrap interval: below 1, the first is \
+               faster. Each implementation is described in the models table"
             .into(),
         header,
         rows,
