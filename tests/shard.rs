@@ -301,3 +301,83 @@ fn a_malformed_shard_is_refused_before_anything_runs() {
         assert!(stderr.contains(bad), "{stderr}");
     }
 }
+
+#[test]
+fn searches_and_dtype_costs_are_units_of_their_own_and_merge_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let suite = d.join("all.toml");
+    std::fs::write(
+        &suite,
+        r#"name = "all-units"
+models = ["rwkv7:preset=tiny", "llama:preset=tiny"]
+seq_lens = [16, 64]
+dtype = "q8_0"
+[measure]
+max_context = true
+dtype_cost = true
+[sampling]
+warmup_tokens = 8
+repetitions = 2
+max_seconds_per_cell = 2
+decode_warmup = 1
+decode_tokens = 4
+processes = 1
+[fit]
+budget_mb = 2048
+cap = 512
+start = 64
+[dtype_cost]
+tokens = 32
+"#,
+    )
+    .unwrap();
+    let run = |extra: &[&str], out: &Path| {
+        let o = bench()
+            .arg("run")
+            .arg(&suite)
+            .args(extra)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        load(&out.join("results.json"))
+    };
+    let whole = run(&[], &d.join("whole"));
+    // Two lengths, two searches, two dtype costs: six units over three shards.
+    let shards: Vec<PathBuf> = (1..=3)
+        .map(|i| {
+            let out = d.join(format!("shard-{i}"));
+            run(&["--shard", &format!("{i}/3")], &out);
+            out.join("results.json")
+        })
+        .collect();
+    let units: usize = shards
+        .iter()
+        .map(|p| load(p)["shards"][0]["units"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(units, 6);
+    let out = merge(&shards, &d.join("merged"), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged = load(&d.join("merged/results.json"));
+    assert_eq!(cells(&merged), cells(&whole));
+    let models = |v: &Value, key: &str| -> Vec<String> {
+        v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["model"].to_string())
+            .collect()
+    };
+    assert_eq!(models(&merged, "fits"), models(&whole, "fits"));
+    assert_eq!(
+        models(&merged, "dtype_costs"),
+        models(&whole, "dtype_costs")
+    );
+    assert_eq!(models(&merged, "fits").len(), 2);
+}
