@@ -3,7 +3,7 @@
 taking the same optimizer step (forward, backward, clipping at 1.0, AdamW) on the same
 shapes, so that its tokens/s can sit beside `rwkv-bench run suites/train.toml`.
 
-The model is `llama:preset=0.1b`'s shape (L12, D768, 12 heads, FFN 2240, vocab 65536,
+The model is `llama:preset=0.1b`'s shape (L12, D768, 12 heads, FFN 2304, vocab 65536,
 untied, f32), random init; the batch is `tokens_per_step / seq_len` sequences of
 uniform random tokens; loss is `labels=input_ids`. Attention is PyTorch's SDPA
 (transformers' default), which is memory-efficient on CPU too.
@@ -43,7 +43,7 @@ def main():
     cfg = LlamaConfig(
         vocab_size=65536,
         hidden_size=768,
-        intermediate_size=2240,
+        intermediate_size=2304,
         num_hidden_layers=12,
         num_attention_heads=12,
         num_key_value_heads=12,

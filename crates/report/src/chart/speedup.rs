@@ -54,7 +54,13 @@ pub fn chart(results: &Results) -> Option<Chart> {
                         label: format!("{name} crossover ≈ {length:.0} tokens"),
                     })
                 }
-                (CrossoverAt::Crosses { .. }, Some(from)) => markers.push(Marker {
+                // Cheaper by the medians throughout, but by the intervals only from a
+                // later length: that length is the finding.
+                (CrossoverAt::CheaperThroughout { from: first }, Some(from)) if first == from => {}
+                (
+                    CrossoverAt::Crosses { .. } | CrossoverAt::CheaperThroughout { .. },
+                    Some(from),
+                ) => markers.push(Marker {
                     x: from as f64,
                     label: format!("{name}: cheaper from {from} tokens (95 % intervals)"),
                 }),

@@ -26,7 +26,8 @@ const CHARTS: [(Metric, &str, &str); 2] = [
 
 /// Where a row's crossover is marked, if its intervals confirm one: at the medians'
 /// crossing when every interval from the next measured length on lies above 1, else at
-/// the length from which they do.
+/// the length from which they do (also when the medians favour RWKV throughout but the
+/// intervals only from a later length).
 fn marker(row: &WinRow, name: &str) -> Option<Marker> {
     let from = row.crossover.confirmed_from?;
     match row.crossover.at {
@@ -37,14 +38,17 @@ fn marker(row: &WinRow, name: &str) -> Option<Marker> {
                 tokens(length.round() as usize)
             ),
         }),
-        CrossoverAt::Crosses { .. } => Some(Marker {
+        // Cheaper by the medians throughout, but by the intervals only from a later
+        // length: that length is the finding.
+        CrossoverAt::CheaperThroughout { from: first } if first == from => None,
+        CrossoverAt::Crosses { .. } | CrossoverAt::CheaperThroughout { .. } => Some(Marker {
             x: from as f64,
             label: format!(
                 "{name}: RWKV faster from {} tokens (95 % intervals)",
                 tokens(from)
             ),
         }),
-        _ => None,
+        CrossoverAt::Never { .. } => None,
     }
 }
 
