@@ -149,5 +149,9 @@ mod tests {
             "none (512 tokens over budget)"
         );
         assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(16), "16");
+        assert_eq!(thousands(1024), "1,024");
+        assert_eq!(thousands(131_072), "131,072");
+        assert_eq!(thousands(1_048_576), "1,048,576");
     }
 }

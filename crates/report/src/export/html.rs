@@ -1,15 +1,25 @@
 //! The HTML report: one self-contained page (charts inline as SVG) rendered from a
-//! serialisable view-model and the template `templates/report.html`.
+//! serialisable view-model and the template `templates/report.html`. Every page of the
+//! crate (this one, the report across machines) extends `templates/page.html`: one
+//! stylesheet, one chart grid, one table layout.
 
 use results::Results;
 use serde::Serialize;
 
-use crate::chart::{charts, render_svg, PlotContext};
+use crate::chart::{charts, render_svg, Chart, PlotContext};
 use crate::claims::claims;
 use crate::tables::{self, Table};
 use crate::Result;
 
-const TEMPLATE: &str = include_str!("../../templates/report.html");
+/// The templates of every HTML page, by name (what `{% extends %}` refers to).
+const TEMPLATES: [(&str, &str); 3] = [
+    ("page.html", include_str!("../../templates/page.html")),
+    ("report.html", include_str!("../../templates/report.html")),
+    (
+        "machines.html",
+        include_str!("../../templates/machines.html"),
+    ),
+];
 
 #[derive(Serialize)]
 struct ClaimView {
@@ -19,10 +29,36 @@ struct ClaimView {
     verdict_label: String,
 }
 
+/// A chart as a page shows it: inline SVG under its name.
 #[derive(Serialize)]
-struct ChartView {
+pub(crate) struct ChartView {
     name: &'static str,
     svg: String,
+}
+
+/// Charts rendered to inline SVG, in order.
+pub(crate) fn inline_charts(charts: Vec<Chart>) -> Result<Vec<ChartView>> {
+    charts
+        .into_iter()
+        .map(|c| {
+            Ok(ChartView {
+                name: c.name,
+                svg: render_svg(&c.data, PlotContext::default())?,
+            })
+        })
+        .collect()
+}
+
+/// Renders the page `template` (one of [`TEMPLATES`]) from `view`.
+pub(crate) fn render_page(template: &str, view: impl Serialize) -> Result<Vec<u8>> {
+    let mut env = minijinja::Environment::new();
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source)?;
+    }
+    let html = env
+        .get_template(template)?
+        .render(minijinja::value::Serde(view))?;
+    Ok(html.into_bytes())
 }
 
 /// Everything the template shows.
@@ -92,15 +128,7 @@ fn view(results: &Results) -> Result<View> {
     ]
     .map(|(k, v)| [k.to_string(), v])
     .to_vec();
-    let charts = charts(results)
-        .into_iter()
-        .map(|c| {
-            Ok(ChartView {
-                name: c.name,
-                svg: render_svg(&c.data, PlotContext::default())?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let charts = inline_charts(charts(results))?;
     let mut tables = vec![tables::models(results)];
     tables.extend(tables::metrics(results));
     tables.extend(
@@ -143,11 +171,6 @@ pub struct Html;
 
 impl super::Exporter for Html {
     fn serialize(&self, results: &Results) -> Result<Vec<u8>> {
-        let mut env = minijinja::Environment::new();
-        env.add_template("report.html", TEMPLATE)?;
-        let html = env
-            .get_template("report.html")?
-            .render(minijinja::value::Serde(view(results)?))?;
-        Ok(html.into_bytes())
+        render_page("report.html", view(results)?)
     }
 }

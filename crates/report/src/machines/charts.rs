@@ -7,7 +7,9 @@ use results::analysis::CrossoverAt;
 use results::Metric;
 
 use super::wins::{interval, rows, WinRow};
-use super::{tokens, Machines};
+use results::fit::thousands;
+
+use super::Machines;
 use crate::chart::{Chart, Marker, PlotData, Point, Series, XAxis, YAxis};
 
 /// `(metric, file stem, what the x axis is)` of each chart.
@@ -35,7 +37,7 @@ fn marker(row: &WinRow, name: &str) -> Option<Marker> {
             x: length,
             label: format!(
                 "{name}: crossover ≈ {} tokens",
-                tokens(length.round() as usize)
+                thousands(length.round() as usize)
             ),
         }),
         // Cheaper by the medians throughout, but by the intervals only from a later
@@ -45,7 +47,7 @@ fn marker(row: &WinRow, name: &str) -> Option<Marker> {
             x: from as f64,
             label: format!(
                 "{name}: RWKV faster from {} tokens (95 % intervals)",
-                tokens(from)
+                thousands(from)
             ),
         }),
         CrossoverAt::Never { .. } => None,

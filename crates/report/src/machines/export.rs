@@ -1,5 +1,6 @@
 //! The multi-machine report as HTML (a self-contained page from a serialisable
-//! view-model and the template `machines.html`, charts inline as SVG) and as Markdown
+//! view-model and the template `templates/machines.html`, which extends the single-run
+//! report's page, charts inline as SVG) and as Markdown
 //! (the single-run report's table renderer). Exporters do no I/O; [`super::write`]
 //! does.
 
@@ -8,12 +9,10 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::{charts, tables, Machines};
-use crate::chart::{render_svg, PlotContext};
+use crate::export::html::{inline_charts, render_page, ChartView};
 use crate::export::markdown::table;
 use crate::tables::Table;
 use crate::Result;
-
-const TEMPLATE: &str = include_str!("machines.html");
 
 /// Serialises a multi-machine report into one output format (the counterpart of
 /// [`crate::Exporter`], whose input is one run).
@@ -34,12 +33,6 @@ fn summary(machines: &Machines) -> String {
     )
 }
 
-#[derive(Serialize)]
-struct ChartView {
-    name: &'static str,
-    svg: String,
-}
-
 /// Everything the template shows.
 #[derive(Serialize)]
 struct View {
@@ -50,15 +43,7 @@ struct View {
 }
 
 fn view(machines: &Machines) -> Result<View> {
-    let charts = charts::charts(machines)
-        .into_iter()
-        .map(|c| {
-            Ok(ChartView {
-                name: c.name,
-                svg: render_svg(&c.data, PlotContext::default())?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let charts = inline_charts(charts::charts(machines))?;
     Ok(View {
         summary: summary(machines),
         notes: tables::notes(machines),
@@ -72,12 +57,7 @@ pub struct Html;
 
 impl MachinesExporter for Html {
     fn serialize(&self, machines: &Machines) -> Result<Vec<u8>> {
-        let mut env = minijinja::Environment::new();
-        env.add_template("machines.html", TEMPLATE)?;
-        let html = env
-            .get_template("machines.html")?
-            .render(minijinja::value::Serde(view(machines)?))?;
-        Ok(html.into_bytes())
+        render_page("machines.html", view(machines)?)
     }
 }
 

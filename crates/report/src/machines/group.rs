@@ -13,8 +13,8 @@ use results::machine::MachineId;
 use results::{CellKey, ModelInfo, Record, Results};
 use serde::Serialize;
 
-use super::tokens;
 use crate::Result;
+use results::fit::thousands;
 
 /// One results file as given.
 #[derive(Debug, Clone)]
@@ -137,7 +137,7 @@ fn cell(r: &Record) -> String {
         "{} {} at {}{task}",
         r.model,
         r.metric.label(),
-        tokens(r.seq_len)
+        thousands(r.seq_len)
     )
 }
 

@@ -21,20 +21,6 @@ pub use wins::{Outcome, WinRow};
 
 use crate::{Result, Written};
 
-/// A token count with thousands separators (`1,024`): lengths in this report's
-/// sentences are read as numbers, not as the `1k` of suite files.
-pub fn tokens(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Writes `machines.html`, `machines.md` and `charts/<name>.{svg,png}` into `dir`,
 /// each atomically.
 pub fn write(machines: &Machines, dir: &Path) -> Result<Written> {
@@ -48,15 +34,4 @@ pub fn write(machines: &Machines, dir: &Path) -> Result<Written> {
         markdown,
         charts,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn token_counts_have_thousands_separators() {
-        assert_eq!(super::tokens(16), "16");
-        assert_eq!(super::tokens(1024), "1,024");
-        assert_eq!(super::tokens(131_072), "131,072");
-        assert_eq!(super::tokens(1_048_576), "1,048,576");
-    }
 }

@@ -5,7 +5,9 @@ use results::analysis::{CrossoverAt, Speedup};
 
 use super::group::threads_text;
 use super::wins::{interval, rows, WinRow};
-use super::{tokens, MachineRuns, Machines};
+use results::fit::thousands;
+
+use super::{MachineRuns, Machines};
 use crate::tables::Table;
 
 /// Bytes in GiB, as the machine labels count memory.
@@ -21,7 +23,7 @@ fn speedup(s: &Speedup) -> String {
         s.ratio,
         ci.lo,
         ci.hi,
-        tokens(s.seq_len)
+        thousands(s.seq_len)
     )
 }
 
@@ -29,15 +31,15 @@ fn speedup(s: &Speedup) -> String {
 fn crossing(at: CrossoverAt) -> String {
     match at {
         CrossoverAt::CheaperThroughout { from } => {
-            format!("cheaper at every length from {}", tokens(from))
+            format!("cheaper at every length from {}", thousands(from))
         }
         CrossoverAt::Crosses { length, between } => format!(
             "≈ {} tokens (between {} and {})",
-            tokens(length.round() as usize),
-            tokens(between.0),
-            tokens(between.1)
+            thousands(length.round() as usize),
+            thousands(between.0),
+            thousands(between.1)
         ),
-        CrossoverAt::Never { up_to } => format!("not cheaper up to {}", tokens(up_to)),
+        CrossoverAt::Never { up_to } => format!("not cheaper up to {}", thousands(up_to)),
     }
 }
 
@@ -54,7 +56,7 @@ fn win_row(r: &WinRow) -> Vec<String> {
         crossing(r.crossover.at),
         r.crossover
             .confirmed_from
-            .map_or("not confirmed".into(), tokens),
+            .map_or("not confirmed".into(), thousands),
         r.verdict(),
     ]
 }

@@ -9,7 +9,9 @@ use results::stats::{needed_to_decide, Interval, CONFIDENCE};
 use results::{Metric, ModelSpec};
 use serde::Serialize;
 
-use super::{tokens, Machines};
+use results::fit::thousands;
+
+use super::Machines;
 
 /// The metrics judged: those whose ratio is a speed-up (time, not memory).
 pub const METRICS: [Metric; 3] = [
@@ -96,7 +98,7 @@ pub fn judge(speedups: &[Speedup], crossover: &Crossover) -> Outcome {
     let crossing = match crossover.at {
         CrossoverAt::Crosses { length, .. } => format!(
             " (the medians cross at ≈ {} tokens)",
-            tokens(length.round() as usize)
+            thousands(length.round() as usize)
         ),
         _ => String::new(),
     };
@@ -111,7 +113,7 @@ pub fn judge(speedups: &[Speedup], crossover: &Crossover) -> Outcome {
     Outcome::Inconclusive {
         why: format!(
             "the 95 % interval at {} tokens, {:.2}× to {:.2}×, contains 1{crossing}; {more}",
-            tokens(last.seq_len),
+            thousands(last.seq_len),
             ci.lo,
             ci.hi
         ),
@@ -123,9 +125,13 @@ impl WinRow {
     pub fn verdict(&self) -> String {
         let range = match (self.speedups.first(), self.speedups.last()) {
             (Some(a), Some(b)) if a.seq_len != b.seq_len => {
-                format!("{} to {} tokens", tokens(a.seq_len), tokens(b.seq_len))
+                format!(
+                    "{} to {} tokens",
+                    thousands(a.seq_len),
+                    thousands(b.seq_len)
+                )
             }
-            (Some(a), _) => format!("{} tokens", tokens(a.seq_len)),
+            (Some(a), _) => format!("{} tokens", thousands(a.seq_len)),
             _ => String::new(),
         };
         match &self.outcome {
@@ -133,13 +139,13 @@ impl WinRow {
                 throughout: true, ..
             } => format!("RWKV faster at every length measured ({range})"),
             Outcome::RwkvFaster { from, .. } => {
-                format!("RWKV faster from {} tokens", tokens(*from))
+                format!("RWKV faster from {} tokens", thousands(*from))
             }
             Outcome::TransformerFaster {
                 throughout: true, ..
             } => format!("transformer faster at every length measured ({range})"),
             Outcome::TransformerFaster { from, .. } => {
-                format!("transformer faster from {} tokens", tokens(*from))
+                format!("transformer faster from {} tokens", thousands(*from))
             }
             Outcome::Inconclusive { why } => format!("inconclusive: {why}"),
         }
