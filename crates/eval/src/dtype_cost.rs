@@ -5,7 +5,7 @@
 //! it builds never share the machine with a measurement.
 
 use kernels::WeightDtype;
-use models::{registry, weight_dtype, BuildOptions};
+use models::{registry, BuildOptions};
 use results::dtype_cost::DtypeCost;
 use results::pipeline::{Cell, Observer};
 use results::suite::{suite_error, Suite};
@@ -29,7 +29,7 @@ pub fn jobs(suite: &Suite) -> Result<Vec<Job>> {
     let c = &suite.config;
     let mut out = Vec::new();
     for model in &c.models {
-        let dtype = registry::spec_dtype(model)?.unwrap_or(weight_dtype(c.dtype));
+        let dtype = registry::model_dtype(model, c.dtype)?;
         if dtype == WeightDtype::F32 {
             continue;
         }

@@ -60,6 +60,12 @@ pub fn spec_dtype(spec: &ModelSpec) -> Result<Option<WeightDtype>> {
         .transpose()
 }
 
+/// The weight dtype a suite's model is stored in: its spec's `dtype=`, else the
+/// suite's.
+pub fn model_dtype(spec: &ModelSpec, suite_dtype: results::suite::Dtype) -> Result<WeightDtype> {
+    Ok(spec_dtype(spec)?.unwrap_or(crate::weight_dtype(suite_dtype)))
+}
+
 /// `opts` with the spec's own `dtype=` in place of the suite's.
 fn with_spec_dtype(spec: &ModelSpec, opts: &BuildOptions) -> Result<BuildOptions> {
     let mut opts = opts.clone();
@@ -270,7 +276,7 @@ fn check_python_peers(suite: &Suite) -> Result<()> {
                 python.display()
             )));
         }
-        let dtype = spec_dtype(model)?.unwrap_or(crate::weight_dtype(c.dtype));
+        let dtype = model_dtype(model, c.dtype)?;
         if dtype != WeightDtype::F32 {
             return Err(fail(format!(
                 "`models`: {model} runs in f32 only (the PyTorch peers are measured as \

@@ -255,11 +255,7 @@ pub fn fairness(results: &Results) -> Option<Table> {
             continue;
         }
         for m in &results.models {
-            let implementation = match &m.version {
-                Some(v) => format!("{} ({v})", m.implementation),
-                None => m.implementation.clone(),
-            };
-            let mut row = vec![m.spec.to_string(), implementation, what.clone()];
+            let mut row = vec![m.spec.to_string(), m.implementation_label(), what.clone()];
             row.extend(lens.iter().map(|&l| {
                 results
                     .series(&m.spec, metric)

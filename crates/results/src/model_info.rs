@@ -141,6 +141,17 @@ pub struct ModelInfo {
     pub weight_bytes: Option<u64>,
 }
 
+impl ModelInfo {
+    /// The implementation as tables name it: `llama-upstream`, or with the version of a
+    /// peer outside this build, `llama-hf (transformers 5.24.0, torch 2.15.0)`.
+    pub fn implementation_label(&self) -> String {
+        match &self.version {
+            Some(v) => format!("{} ({v})", self.implementation),
+            None => self.implementation.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

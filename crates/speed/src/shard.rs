@@ -7,10 +7,11 @@
 //! across lengths (slopes, crossovers) may then span machines, which `merge` refuses
 //! unless their captures match.
 
+use kernels::WeightDtype;
 use models::{registry, weight_dtype, Result};
 use results::roofline::{prefill_flops, step_flops, train_flops};
 use results::shard::{assign, Shard};
-use results::suite::{Dtype, Suite};
+use results::suite::Suite;
 use results::{ModelInfo, ModelSpec};
 
 use crate::measure::estimate::repetitions;
@@ -59,21 +60,12 @@ pub fn units(suite: &Suite) -> Vec<Unit> {
         units.extend(
             c.models
                 .iter()
-                .filter(|m| model_dtype(suite, m) != Some(Dtype::F32.name().to_string()))
+                .filter(|m| registry::model_dtype(m, c.dtype).is_ok_and(|d| d != WeightDtype::F32))
                 .cloned()
                 .map(Unit::DtypeCost),
         );
     }
     units
-}
-
-/// The weight dtype a model of the suite is stored in (its `dtype=`, else the suite's).
-fn model_dtype(suite: &Suite, model: &ModelSpec) -> Option<String> {
-    let own = registry::spec_dtype(model).ok().flatten();
-    Some(own.map_or_else(
-        || suite.config.dtype.name().to_string(),
-        |d| d.name().to_string(),
-    ))
 }
 
 fn info(suite: &Suite, model: &ModelSpec) -> Result<ModelInfo> {

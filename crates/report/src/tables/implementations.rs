@@ -30,13 +30,6 @@ fn reference<'a>(results: &'a Results, peer: &ModelInfo) -> Option<&'a ModelInfo
         .filter(|m| m.spec != peer.spec)
 }
 
-fn label(m: &ModelInfo) -> String {
-    match &m.version {
-        Some(v) => format!("{} ({v})", m.implementation),
-        None => m.implementation.clone(),
-    }
-}
-
 /// Two decimals, or two significant digits below 0.1 (a peer 30× slower is 0.033×,
 /// not 0.03×).
 fn ratio_text(r: f64) -> String {
@@ -89,7 +82,11 @@ pub fn implementations(results: &Results) -> Option<Table> {
                 continue;
             }
             let mut row = vec![
-                format!("{} / {}", label(ours), label(peer)),
+                format!(
+                    "{} / {}",
+                    ours.implementation_label(),
+                    peer.implementation_label()
+                ),
                 ours.arch.to_string(),
                 what.to_string(),
             ];
